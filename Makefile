@@ -1,0 +1,44 @@
+# vitbench: `make compare` runs the main job, `make test` the tests; both set everything up first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.vitbench-installed
+FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup data train teacher test test-slow lint clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup: $(STAMP) data  ## Create .venv, install vitbench[dev], install Fashion-MNIST (idempotent)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+data:  ## Install Debian's dataset-fashion-mnist where apt is there (else use data.download=true)
+	@if [ -f $(FMNIST) ]; then :; \
+	elif command -v apt-get >/dev/null; then \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist; \
+	else echo "no apt here: run with data.download=true or set VITBENCH_DATA to a folder with Fashion-MNIST"; fi
+
+train: setup  ## Train one run: make train ARGS="model=swin seed=1"
+	$(BIN)/vitbench-train $(ARGS)
+
+test: setup  ## Run the tests (CPU, a few minutes)
+	$(BIN)/pytest -q $(ARGS)
+
+test-slow: setup  ## Run only the slow end-to-end tests
+	$(BIN)/pytest -q -m slow $(ARGS)
+
+lint: setup  ## ruff
+	$(BIN)/ruff check src tests
+
+clean:  ## Remove run outputs (outputs/, multirun/, wandb/, logs/), nothing else
+	rm -rf outputs multirun wandb logs lightning_logs
