@@ -1,0 +1,62 @@
+"""Where the Hydra configs live, and the few resolvers they use."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import OmegaConf
+
+
+def _find_config_dir() -> Path:
+    # A checkout (editable install) keeps conf/ at the top of the repository, two levels above
+    # src/vitbench; a wheel carries a copy inside the package.
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parents[1] / "conf", here / "conf"):
+        if (candidate / "train.yaml").is_file():
+            return candidate
+    raise FileNotFoundError(f"vitbench's configs are missing: neither {here.parents[1] / 'conf'} nor {here / 'conf'} holds train.yaml; reinstall vitbench")
+
+
+CONFIG_DIR = _find_config_dir()
+
+
+def wandb_offline() -> bool:
+    """W&B runs offline unless an API key is set: online without one fails at once (wandb 0.31)."""
+    return not os.environ.get("WANDB_API_KEY")
+
+
+def run_group(group: str | None) -> str:
+    """The W&B group of a run: the configured one, else the sweep, else the experiment, else 'single'.
+
+    Every job of one multirun shares its sweep folder, so grouping by it lets the dashboard
+    compare exactly the runs of that sweep.
+    """
+    if group:
+        return str(group)
+    if not HydraConfig.initialized():
+        return "single"
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        sweep_dir = Path(hydra_cfg.sweep.dir)
+        return f"sweep-{sweep_dir.parent.name}_{sweep_dir.name}"
+    experiment = hydra_cfg.runtime.choices.get("experiment")
+    return str(experiment) if experiment else "single"
+
+
+def nearest_divisor(n: int, target: int) -> int:
+    """The divisor of `n` closest to `target` (the smaller on a tie).
+
+    Lets one model config fit every dataset: a ViT patch of ~7 px is 7 on 28 px images and 8 on 32 px.
+    """
+    return min((d for d in range(1, n + 1) if n % d == 0), key=lambda d: (abs(d - target), d))
+
+
+def register_resolvers() -> None:
+    """Register vitbench's OmegaConf resolvers (idempotent)."""
+    OmegaConf.register_new_resolver("vitbench.wandb_offline", wandb_offline, replace=True)
+    OmegaConf.register_new_resolver("vitbench.group", run_group, replace=True)
+    OmegaConf.register_new_resolver("vitbench.nearest_divisor", nearest_divisor, replace=True)
+    OmegaConf.register_new_resolver("vitbench.pid", os.getpid, use_cache=True, replace=True)

@@ -1,0 +1,111 @@
+"""vitbench-train: fit one variant on one dataset, test it, and write results.json.
+
+    vitbench-train model=swin seed=1
+    vitbench-train -m model=vit,deit,swin,efficientvit seed=0,1,2
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from vitbench.callbacks import TrainSpeed
+from vitbench.config import CONFIG_DIR, register_resolvers
+from vitbench.flops import forward_gflops
+from vitbench.results import peak_memory_mb, write_json_atomic
+
+log = logging.getLogger(__name__)
+register_resolvers()
+
+
+def instantiate_all(group: DictConfig | None) -> list:
+    """Instantiate every `_target_` entry of a callbacks or loggers group (null entries are skipped)."""
+    if not group:
+        return []
+    return [hydra.utils.instantiate(c) for c in group.values() if c is not None and "_target_" in c]
+
+
+def train(cfg: DictConfig) -> tuple[dict, dict[str, float]]:
+    """Fit and test the configured model.
+
+    Returns:
+        The run record written to results.json, and every metric logged by the end of fit and test.
+    """
+    start = time.perf_counter()
+    pl.seed_everything(cfg.seed, workers=True)
+    output_dir = Path(cfg.paths.output_dir)
+
+    log.info("Data: %s", cfg.data._target_)
+    datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data)
+    log.info("Model: %s", cfg.model._target_)
+    model: pl.LightningModule = hydra.utils.instantiate(cfg.model)
+    gflops = forward_gflops(model, (cfg.data.in_chans, cfg.data.img_size, cfg.data.img_size))
+    params = sum(p.numel() for p in model.parameters())
+
+    callbacks = instantiate_all(cfg.get("callbacks"))
+    loggers = instantiate_all(cfg.get("logger"))
+    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    for logger in loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+
+    if cfg.get("test"):
+        has_best = trainer.checkpoint_callback is not None and trainer.checkpoint_callback.best_model_path
+        trainer.test(model, datamodule=datamodule, ckpt_path="best" if has_best else None)
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
+
+    speed = next((c for c in callbacks if isinstance(c, TrainSpeed)), None)
+    record = {
+        "model": cfg.model_name,
+        "dataset": cfg.dataset_name,
+        "seed": cfg.seed,
+        "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
+        "params": params,
+        "gflops": gflops,
+        "train_images_per_s": speed.images_per_s if speed else None,
+        "peak_memory_mb": peak_memory_mb(model.device),
+        "wall_time_s": time.perf_counter() - start,
+        "val_acc_best": metrics.get("val/acc_best"),
+        "test_acc": metrics.get("test/acc"),
+    }
+    # Variants with several heads (DeiT) also report each head alone.
+    for head in ("cls", "dist"):
+        for stage in ("val", "test"):
+            if f"{stage}/acc_{head}" in metrics:
+                record[f"{stage}_acc_{head}"] = metrics[f"{stage}/acc_{head}"]
+    if trainer.is_global_zero:
+        write_json_atomic(output_dir / "results.json", record)
+        for logger in loggers:
+            if isinstance(logger, pl.loggers.WandbLogger):
+                logger.experiment.summary.update({k: v for k, v in record.items() if k != "overrides"})
+        log.info("Results: %s", output_dir / "results.json")
+    return record, metrics
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    torch.set_float32_matmul_precision("high")
+    try:
+        _, metrics = train(cfg)
+    finally:
+        # Lightning's WandbLogger does not finish its run; the next job of a multirun in this
+        # process would otherwise log into it (lightning-hydra-template #289).
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish()
+    # The value a sweeper (optuna) optimizes.
+    return metrics.get(cfg.optimized_metric) if cfg.get("optimized_metric") else None
+
+
+if __name__ == "__main__":
+    main()

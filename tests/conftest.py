@@ -1,0 +1,42 @@
+"""Shared fixtures: compose vitbench's real configs the way `vitbench-train` does."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from vitbench.config import CONFIG_DIR, register_resolvers
+
+# Tests run on the CPU with the machine's two cores, never on a GPU that happens to be there.
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+os.environ.pop("WANDB_API_KEY", None)
+os.environ["WANDB_SILENT"] = "true"
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture
+def compose_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
+    """Compose `train.yaml` with overrides, outputs under tmp_path, HydraConfig set as in a real run."""
+    register_resolvers()
+
+    def _compose(*overrides: str) -> DictConfig:
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
+        with open_dict(cfg):
+            cfg.hydra.runtime.output_dir = str(tmp_path / "run")
+        HydraConfig().set_config(cfg)
+        with open_dict(cfg):
+            del cfg["hydra"]  # a real run's task function does not see it either
+        return cfg
+
+    yield _compose
+    GlobalHydra.instance().clear()

@@ -1,0 +1,95 @@
+"""Every model x data config composes and instantiates; overrides reach the objects."""
+
+from __future__ import annotations
+
+import pytest
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from vitbench.data import ImageDataModule
+from vitbench.models import ImageClassifier
+
+MODELS = ["vit", "swin", "efficientvit", "cnn"]
+DATA = ["fashion_mnist", "cifar10", "cifar100", "imagefolder", "synthetic"]
+IMAGEFOLDER = ["data.root=/nonexistent/images", "data.num_classes=7"]
+
+
+@pytest.mark.parametrize("data", DATA)
+@pytest.mark.parametrize("model", MODELS)
+def test_every_model_and_dataset_instantiates(compose_cfg, model, data):
+    extra = IMAGEFOLDER if data == "imagefolder" else []
+    cfg = compose_cfg(f"model={model}", f"data={data}", *extra)
+    datamodule = instantiate(cfg.data)
+    module = instantiate(cfg.model)
+    assert isinstance(datamodule, ImageDataModule)
+    assert isinstance(module, ImageClassifier)
+    assert module.hparams.num_classes == cfg.data.num_classes
+    # Nothing left unresolved anywhere in the config that a run logs to W&B.
+    OmegaConf.to_container(cfg, resolve=True)
+
+
+def test_command_line_overrides_reach_the_objects(compose_cfg):
+    cfg = compose_cfg("model=vit", "data=synthetic", "data.batch_size=32", "model.depth=2", "seed=7")
+    assert instantiate(cfg.data).batch_size == 32
+    module = instantiate(cfg.model)
+    assert len(module.net.blocks) == 2
+    assert cfg.seed == 7 and cfg.model_name == "vit" and cfg.dataset_name == "synthetic"
+
+
+@pytest.mark.parametrize("trainer", ["default", "cpu", "gpu", "ddp"])
+def test_trainer_configs_compose(compose_cfg, trainer):
+    cfg = compose_cfg(f"trainer={trainer}")
+    assert cfg.trainer._target_ == "pytorch_lightning.Trainer"
+    assert cfg.trainer.default_root_dir == cfg.paths.output_dir
+
+
+@pytest.mark.parametrize(
+    ("logger", "expected"),
+    [("wandb", {"wandb", "csv"}), ("csv", {"csv"}), ("tensorboard", {"tensorboard", "csv"}), ("none", set())],
+)
+def test_logger_choices(compose_cfg, logger, expected):
+    cfg = compose_cfg(f"logger={logger}")
+    assert set(cfg.logger or {}) == expected
+
+
+def test_wandb_names_and_offline_without_key(compose_cfg, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    cfg = compose_cfg("model=swin", "seed=3")
+    wandb_cfg = cfg.logger.wandb
+    assert wandb_cfg.offline is True
+    assert (wandb_cfg.project, wandb_cfg.job_type, wandb_cfg.name) == ("vitbench", "swin", "swin-s3")
+    assert wandb_cfg.save_dir == cfg.paths.output_dir
+
+
+def test_wandb_goes_online_with_a_key(compose_cfg, monkeypatch):
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert compose_cfg().logger.wandb.offline is False
+
+
+@pytest.mark.parametrize("debug", ["fast", "overfit"])
+def test_debug_presets(compose_cfg, debug):
+    cfg = compose_cfg(f"debug={debug}")
+    assert cfg.trainer.max_epochs >= 1
+    assert "debug" in cfg.tags
+
+
+def test_keys_that_tooling_relies_on(compose_cfg):
+    cfg = compose_cfg()
+    sentinel = object()
+    expected = {
+        "seed": 0,
+        "data.root": None,
+        "data.batch_size": 256,
+        "data.train_subset": None,
+        "data.num_workers": 0,
+        "optimized_metric": "val/acc_best",
+    }
+    for key, value in expected.items():
+        assert OmegaConf.select(cfg, key, default=sentinel) == value, key
+    assert OmegaConf.select(cfg, "trainer.max_epochs") >= 1
+
+
+@pytest.mark.parametrize(("img_size", "patch"), [(28, 7), (32, 8), (64, 8), (224, 7), (30, 6)])
+def test_default_vit_patch_divides_every_image_size(compose_cfg, img_size, patch):
+    cfg = compose_cfg("data=synthetic", f"data.img_size={img_size}")
+    assert cfg.model.patch_size == patch

@@ -1,0 +1,81 @@
+"""End to end: `vitbench-train` writes results.json and a W&B offline run that holds config and summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vitbench.results import RESULT_KEYS
+from vitbench.train import train
+
+VITBENCH_TRAIN = Path(sys.executable).parent / "vitbench-train"
+
+
+def run_cli(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_API_KEY"}
+    return subprocess.run(
+        [str(VITBENCH_TRAIN), *overrides], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def wandb_inspect(run_dir: Path, *flags: str) -> str:
+    """What wandb wrote for an offline run (offline, wandb 0.31 writes no summary or config file)."""
+    wandb = Path(sys.executable).parent / "wandb"
+    return subprocess.run(
+        [str(wandb), "leet", "inspect", *flags, "--json", str(run_dir)],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout
+
+
+def wandb_run_header(run_dir: Path) -> dict:
+    """The run record: display name, job type, group, tags."""
+    records = (json.loads(line) for line in wandb_inspect(run_dir).splitlines() if line.strip())
+    return next(r["run"] for r in records if r.get("type") == "run")
+
+
+def test_cli_writes_results_and_an_offline_wandb_run(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = run_cli("data=synthetic", "debug=fast", "seed=5", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    results = json.loads((run_dir / "results.json").read_text())
+    assert tuple(results) == RESULT_KEYS
+    assert results["model"] == "vit" and results["dataset"] == "synthetic" and results["seed"] == 5
+    assert "seed=5" in results["overrides"]
+    assert results["params"] > 10_000 and results["gflops"] > 0
+    assert results["train_images_per_s"] > 0 and results["peak_memory_mb"] > 0 and results["wall_time_s"] > 0
+    assert 0.0 <= results["val_acc_best"] <= 1.0 and 0.0 <= results["test_acc"] <= 1.0
+
+    # Checkpoints (best and last) and the CSV log sit in the run's own folder.
+    checkpoints = {p.name for p in (run_dir / "checkpoints").iterdir()}
+    assert "last.ckpt" in checkpoints and any(name.startswith("best") for name in checkpoints)
+    assert (run_dir / "csv" / "metrics.csv").is_file()
+
+    (wandb_run,) = (run_dir / "wandb").glob("offline-run-*")
+    record = json.loads(wandb_inspect(wandb_run, "--summary"))
+    summary, config = record["summary"], record["config"]
+    assert record["state"] == "finished" and record["project"] == "vitbench"
+    header = wandb_run_header(wandb_run)
+    assert (header["display_name"], header["job_type"], header["run_group"]) == ("vit-s5", "vit", "single")
+    assert header["tags"] == ["debug"]
+    assert summary["test_acc"] == pytest.approx(results["test_acc"])
+    assert summary["params"] == results["params"]
+    assert "val/acc" in summary and "train/loss" in summary
+    assert config["seed"] == 5 and config["model_name"] == "vit"
+    assert config["model"]["_target_"] == "vitbench.models.ViTModule"
+    assert config["data"]["dataset"] == "synthetic"
+
+
+@pytest.mark.parametrize("model", ["swin", "efficientvit", "cnn"])
+def test_every_variant_trains_and_reports(compose_cfg, model):
+    cfg = compose_cfg(f"model={model}", "data=synthetic", "debug=fast", "logger=csv")
+    record, metrics = train(cfg)
+    assert record["model"] == model
+    assert all(record[key] is not None for key in RESULT_KEYS)
+    assert json.loads((Path(cfg.paths.output_dir) / "results.json").read_text())["test_acc"] == record["test_acc"]
+    assert {"train/loss", "val/acc", "val/acc_best", "test/acc"} <= set(metrics)
