@@ -9,8 +9,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
-
 RESULT_KEYS = (
     "model",
     "dataset",
@@ -26,8 +24,10 @@ RESULT_KEYS = (
 )
 
 
-def peak_memory_mb(device: torch.device) -> float:
+def peak_memory_mb(device: "torch.device") -> float:
     """Peak memory of this run: CUDA memory allocated on a GPU, the process's peak RSS on the CPU."""
+    import torch  # here, so that vitbench-compare starts without importing torch
+
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB

@@ -86,7 +86,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict[str, float]]:
         write_json_atomic(output_dir / "results.json", record)
         for logger in loggers:
             if isinstance(logger, pl.loggers.WandbLogger):
-                logger.experiment.summary.update({k: v for k, v in record.items() if k != "overrides"})
+                logger.experiment.summary.update(record)
         log.info("Results: %s", output_dir / "results.json")
     return record, metrics
 

@@ -1,0 +1,72 @@
+"""vitbench-compare: compare the runs of one or more folders (or a W&B group) and write the report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from vitbench.compare.records import find_runs, load_records
+from vitbench.compare.report import write_report
+from vitbench.compare.table import aggregate, failed_runs, format_table, to_markdown
+from vitbench.compare.wandb_runs import find_wandb_runs
+
+
+def default_out(paths: list[Path]) -> Path:
+    """The first path when it is a sweep folder (it holds multirun.yaml), else ./comparison."""
+    if paths and (paths[0] / "multirun.yaml").is_file():
+        return paths[0]
+    return Path("comparison")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vitbench-compare",
+        description="Group runs by model and swept keys, aggregate seeds (mean ± std), write "
+        "results.md, results.csv, report.html and PNG plots, and print the table.",
+    )
+    parser.add_argument("paths", nargs="*", type=Path, help="run folders, sweep folders, or folders of them")
+    parser.add_argument(
+        "--out", type=Path, help="report folder (default: the sweep folder, else ./comparison)"
+    )
+    parser.add_argument("--wandb", metavar="ENTITY/PROJECT", help="read the runs from the W&B API instead")
+    parser.add_argument("--group", help="the W&B group to read (with --wandb)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run vitbench-compare; 0 when a report was written (failed runs included), else non-zero."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.wandb and not args.group:
+        parser.error("--wandb needs --group G: the W&B group of the runs to compare")
+    if not args.paths and not args.wandb:
+        parser.error("give at least one run or sweep folder, or --wandb ENTITY/PROJECT --group G")
+
+    try:
+        records = find_runs(args.paths) if args.paths else []
+        if args.wandb:
+            records += find_wandb_runs(args.wandb, args.group)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"vitbench-compare: {err}", file=sys.stderr)
+        return 2
+    if not records:
+        where = " ".join(map(str, args.paths)) or f"W&B {args.wandb} group {args.group}"
+        print(
+            f"vitbench-compare: no run found in {where} (a run folder holds results.json or .hydra/)",
+            file=sys.stderr,
+        )
+        return 1
+
+    df = load_records(records)
+    paths = write_report(df, args.out or default_out(args.paths))
+    print(to_markdown(format_table(aggregate(df))))
+    failed = failed_runs(df)
+    if len(failed):
+        print(f"\n{len(failed)} failed or unfinished run(s):")
+        for run in failed.itertuples():
+            print(f"  {run.run} [{run.overrides}]: {run.reason}")
+    print()
+    for path in paths.values():
+        print(f"wrote {path}")
+    return 0

@@ -1,0 +1,181 @@
+"""Run records: what each training run left in its folder (results.json, CSV log, Hydra overrides)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from vitbench.results import RESULT_KEYS
+
+# DeiT reports each head alone besides the combined prediction.
+HEAD_KEYS = ("val_acc_cls", "val_acc_dist", "test_acc_cls", "test_acc_dist")
+NUMBER_KEYS = (
+    "params",
+    "gflops",
+    "train_images_per_s",
+    "peak_memory_mb",
+    "wall_time_s",
+    "val_acc_best",
+    "test_acc",
+    *HEAD_KEYS,
+)
+
+
+@dataclass
+class RunRecord:
+    """One training run as the comparison sees it.
+
+    Attributes:
+        source: where it was read: the run folder, or `entity/project/run_id` on W&B.
+        overrides: the Hydra overrides as typed on the command line (`["model=deit", "seed=1"]`).
+        results: the results.json record (or the W&B summary); None when there is none to read.
+        reason: why the run counts as failed or unfinished; empty for a finished run.
+        val_curve: `(epoch, val/acc)` pairs in epoch order.
+    """
+
+    source: str
+    overrides: list[str]
+    results: dict[str, Any] | None = None
+    reason: str = ""
+    val_curve: list[tuple[float, float]] = field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        """True when the run wrote a complete record with a test accuracy."""
+        return not self.reason
+
+
+def check_results(results: Any) -> str:
+    """Say what is wrong with a results record, or return "" when it is complete."""
+    if not isinstance(results, dict):
+        return f"corrupt results.json: a JSON object was expected, got {type(results).__name__}"
+    missing = [k for k in RESULT_KEYS if k not in results]
+    if missing:
+        return f"corrupt results.json: missing {', '.join(missing)}"
+    for key in NUMBER_KEYS:
+        value = results.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            return f"corrupt results.json: {key}={value!r} is not a number"
+    if results["test_acc"] is None:
+        return "unfinished: test_acc is null (stopped before the test)"
+    return ""
+
+
+def _read_overrides(folder: Path) -> list[str]:
+    try:
+        overrides = yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return []
+    return [str(o) for o in overrides] if isinstance(overrides, list) else []
+
+
+def curve_from_metrics(frame: pd.DataFrame) -> list[tuple[float, float]]:
+    """`(epoch, val/acc)` pairs from a metrics table where each row fills only some columns."""
+    if not {"epoch", "val/acc"} <= set(frame.columns):
+        return []
+    rows = frame[["epoch", "val/acc"]].apply(pd.to_numeric, errors="coerce").dropna()
+    per_epoch = rows.groupby("epoch")["val/acc"].last()  # a resumed run may log an epoch twice
+    return [(float(e), float(a)) for e, a in per_epoch.items()]
+
+
+def _read_val_curve(metrics_csv: Path) -> list[tuple[float, float]]:
+    try:
+        return curve_from_metrics(pd.read_csv(metrics_csv))
+    except (OSError, ValueError):  # missing, empty or garbled: the curve is left out, not the run
+        return []
+
+
+def read_run(folder: Path) -> RunRecord:
+    """Read one run folder; a crashed, killed or corrupt run comes back with its `reason`."""
+    overrides = _read_overrides(folder)
+    path = folder / "results.json"
+    if not path.exists():
+        return RunRecord(str(folder), overrides, reason="no results.json: crashed, killed or still running")
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        return RunRecord(str(folder), overrides, reason=f"corrupt results.json: {err}")
+    reason = check_results(results)
+    if not isinstance(results, dict):
+        return RunRecord(str(folder), overrides, reason=reason)
+    if isinstance(results.get("overrides"), list):
+        overrides = [str(o) for o in results["overrides"]]
+    curve = _read_val_curve(folder / "csv" / "metrics.csv")
+    return RunRecord(str(folder), overrides, results, reason, curve)
+
+
+def _run_folders(root: Path) -> Iterable[Path]:
+    """Folders under `root` (itself included) that hold results.json or .hydra/, in sorted order."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        if "results.json" in filenames or ".hydra" in dirnames:
+            dirnames.clear()  # a run's own subfolders (csv/, checkpoints/, wandb/) are not runs
+            yield Path(dirpath)
+        else:
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+
+
+def find_runs(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[RunRecord]:
+    """Find every run under `paths`: single run folders, sweep folders, or folders of either.
+
+    Raises:
+        FileNotFoundError: a path does not exist.
+    """
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    seen: set[Path] = set()
+    records = []
+    for root in map(Path, paths):
+        if not root.exists():
+            raise FileNotFoundError(
+                f"{root} does not exist: pass a run folder (outputs/<date>/<run>) "
+                "or a sweep folder (multirun/<date>/<time>)"
+            )
+        if root.is_file():
+            root = root.parent  # a results.json named directly
+        for folder in _run_folders(root):
+            if folder.resolve() not in seen:
+                seen.add(folder.resolve())
+                records.append(read_run(folder))
+    return records
+
+
+def override_value(overrides: Iterable[str], key: str) -> str | None:
+    """The value `key` is given in Hydra overrides (`+key=v` and `++key=v` included), or None."""
+    value = None
+    for override in overrides:
+        name, _, text = override.partition("=")
+        if name.lstrip("+~") == key:
+            value = "(deleted)" if name.startswith("~") else text
+    return value
+
+
+def load_records(records: Iterable[RunRecord]) -> pd.DataFrame:
+    """One row per run: `source`, `status` ("finished" or "failed"), `reason`, `overrides`,
+    `val_curve`, and the results.json keys (NaN where a failed run has none)."""
+    rows = []
+    for record in records:
+        results = record.results or {}
+        row: dict[str, Any] = {k: results.get(k) for k in (*RESULT_KEYS, *HEAD_KEYS) if k in results}
+        if row.get("model") is None:  # a crashed run still shows which model it was
+            row["model"] = override_value(record.overrides, "model")
+        row.update(
+            source=record.source,
+            status="finished" if record.finished else "failed",
+            reason=record.reason,
+            overrides=list(record.overrides),
+            val_curve=list(record.val_curve),
+        )
+        rows.append(row)
+    columns = ["source", "status", "reason", *RESULT_KEYS, "val_curve"]
+    df = pd.DataFrame(rows, columns=list(dict.fromkeys([*columns, *(k for r in rows for k in r)])))
+    for key in NUMBER_KEYS:
+        if key in df.columns:
+            df[key] = pd.to_numeric(df[key], errors="coerce")
+    return df

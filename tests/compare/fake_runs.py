@@ -1,0 +1,123 @@
+"""Fake run folders and a fake W&B API holding the same figures, for the vitbench.compare tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+MODELS = {"vit": (5_400_000, 1.26, 900.0), "deit": (5_700_000, 0.05, 2400.0)}  # params, GFLOPs, images/s
+DROP_PATH = ("0.0", "0.1")
+SEEDS = (0, 1)
+
+
+def fake_record(model: str, drop: str, seed: int) -> dict[str, Any]:
+    """A results.json record whose accuracies differ by model, drop-path rate and seed."""
+    params, gflops, speed = MODELS[model]
+    test_acc = 0.70 + 0.05 * (model == "deit") + 0.02 * float(drop) * 10 + 0.013 * seed
+    record = {
+        "model": model,
+        "dataset": "fashion_mnist",
+        "seed": seed,
+        "overrides": [f"model={model}", f"model.drop_path_rate={drop}", f"seed={seed}"],
+        "params": params,
+        "gflops": gflops,
+        "train_images_per_s": speed + 37.0 * seed,
+        "peak_memory_mb": 800.0 + 10 * seed,
+        "wall_time_s": 60.0 + seed,
+        "val_acc_best": test_acc + 0.01,
+        "test_acc": test_acc,
+    }
+    if model == "deit":
+        record.update(val_acc_cls=0.7, val_acc_dist=0.71, test_acc_cls=0.69, test_acc_dist=0.7 + 0.01 * seed)
+    return record
+
+
+def _write_job(folder: Path, overrides: list[str], record: dict | None, results_text: str | None) -> None:
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    (folder / ".hydra" / "config.yaml").write_text("seed: 0\n")
+    if results_text is not None:
+        (folder / "results.json").write_text(results_text)
+    if record is not None:
+        (folder / "csv").mkdir()
+        # Lightning's CSVLogger: train and val rows fill different columns.
+        rows = []
+        for epoch in range(3):
+            rows.append({"epoch": epoch, "step": 10 * epoch + 9, "train/loss": 1.0 / (epoch + 1)})
+            rows.append(
+                {"epoch": epoch, "step": 10 * epoch + 9, "val/acc": record["test_acc"] - 0.1 / (epoch + 1)}
+            )
+        pd.DataFrame(rows, columns=["epoch", "step", "train/loss", "val/acc", "val/loss"]).to_csv(
+            folder / "csv" / "metrics.csv", index=False
+        )
+
+
+def write_sweep(root: Path) -> list[dict[str, Any]]:
+    """A multirun folder: 2 models x 2 drop-path rates x 2 seeds, one crashed and one corrupt job.
+
+    Returns:
+        The records of the finished jobs.
+    """
+    root.mkdir(parents=True)
+    (root / "multirun.yaml").write_text("hydra:\n  mode: MULTIRUN\n")
+    records = [fake_record(m, d, s) for m in MODELS for d in DROP_PATH for s in SEEDS]
+    for job, record in enumerate(records):
+        name = f"{job}_" + ",".join(sorted(record["overrides"]))
+        _write_job(root / name, record["overrides"], record, json.dumps(record))
+    crashed = ["model=vit", "model.drop_path_rate=0.1", "seed=2"]
+    _write_job(root / f"{len(records)}_crashed", crashed, None, None)
+    corrupt = ["model=deit", "model.drop_path_rate=0.0", "seed=2"]
+    _write_job(root / f"{len(records) + 1}_corrupt", corrupt, None, '{"model": "deit", "seed": ')
+    return records
+
+
+class FakeRun:
+    """What vitbench.compare reads of a `wandb.apis.public.Run`."""
+
+    def __init__(self, run_id: str, state: str, record: dict[str, Any] | None, config: dict[str, Any]):
+        self.id, self.state, self.config = run_id, state, config
+        # train.py writes the record into the summary without its overrides.
+        self.summary = {k: v for k, v in (record or {}).items() if k != "overrides"}
+        self._record = record
+
+    def history(self, keys: list[str]) -> pd.DataFrame:
+        acc = self._record["test_acc"] if self._record else 0.5
+        return pd.DataFrame(
+            {"_step": range(3), "epoch": range(3), "val/acc": [acc - 0.1 / (e + 1) for e in range(3)]}
+        )
+
+
+def fake_config(model: str, drop: str, seed: int, run_id: str) -> dict[str, Any]:
+    """The resolved config a run logs to W&B (model width differs by model, not by sweep)."""
+    return {
+        "model_name": model,
+        "seed": seed,
+        "model": {
+            "_target_": f"vitbench.models.{model}",
+            "embed_dim": 192 if model == "vit" else 96,
+            "drop_path_rate": float(drop),
+        },
+        "paths": {"output_dir": f"/runs/{run_id}"},
+        "logger": {"wandb": {"name": f"{model}-s{seed}"}},
+    }
+
+
+class FakeApi:
+    """`wandb.Api()` with the same runs as `write_sweep`, plus a crashed one, in group "sweep-1"."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        self.calls: list[tuple[str, dict]] = []
+        self._runs = []
+        for i, record in enumerate(fake_record(m, d, s) for m in MODELS for d in DROP_PATH for s in SEEDS):
+            drop = record["overrides"][1].split("=")[1]
+            config = fake_config(record["model"], drop, record["seed"], f"r{i}")
+            self._runs.append(FakeRun(f"r{i}", "finished", record, config))
+        self._runs.append(FakeRun("r99", "crashed", None, fake_config("vit", "0.1", 2, "r99")))
+
+    def runs(self, path: str, filters: dict[str, Any]) -> list[FakeRun]:
+        self.calls.append((path, filters))
+        return self._runs if filters == {"group": "sweep-1"} else []
