@@ -7,7 +7,10 @@ import os
 import resource
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
 
 RESULT_KEYS = (
     "model",
@@ -24,7 +27,7 @@ RESULT_KEYS = (
 )
 
 
-def peak_memory_mb(device: "torch.device") -> float:
+def peak_memory_mb(device: torch.device) -> float:
     """Peak memory of this run: CUDA memory allocated on a GPU, the process's peak RSS on the CPU."""
     import torch  # here, so that vitbench-compare starts without importing torch
 
