@@ -31,6 +31,11 @@ data:  ## Install Debian's dataset-fashion-mnist where apt is there (else use da
 train: setup  ## Train one run: make train ARGS="model=swin seed=1"
 	$(BIN)/vitbench-train $(ARGS)
 
+TEACHER := teachers/fashion_mnist-cnn.ckpt
+teacher: setup  ## Train DeiT's CNN teacher for Fashion-MNIST once (reused when present)
+	@if [ -f $(TEACHER) ]; then echo "teacher: reusing $(TEACHER) (delete it to retrain)"; \
+	else $(BIN)/vitbench-train experiment=teacher $(ARGS); fi
+
 test: setup  ## Run the tests (CPU, a few minutes)
 	$(BIN)/pytest -q $(ARGS)
 

@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -30,6 +32,18 @@ def instantiate_all(group: DictConfig | None) -> list:
     if not group:
         return []
     return [hydra.utils.instantiate(c) for c in group.values() if c is not None and "_target_" in c]
+
+
+def export_checkpoint(trainer: pl.Trainer, target: Path) -> None:
+    """Copy the best checkpoint to a stable path (a DeiT teacher), never leaving a half file there."""
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    if not best:
+        raise RuntimeError("export_checkpoint is set but no best checkpoint was saved: keep callbacks=default.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.copyfile(best, tmp)
+    os.replace(tmp, target)
+    log.info("Best checkpoint exported to %s", target)
 
 
 def train(cfg: DictConfig) -> tuple[dict, dict[str, float]]:
@@ -57,6 +71,8 @@ def train(cfg: DictConfig) -> tuple[dict, dict[str, float]]:
 
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    if cfg.get("export_checkpoint") and trainer.is_global_zero:
+        export_checkpoint(trainer, Path(cfg.export_checkpoint))
 
     if cfg.get("test"):
         has_best = trainer.checkpoint_callback is not None and trainer.checkpoint_callback.best_model_path

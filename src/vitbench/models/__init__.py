@@ -1,0 +1,21 @@
+"""One shared LightningModule base and one module per variant."""
+
+from vitbench.models.base import ImageClassifier
+from vitbench.models.cnn import CNNModule
+from vitbench.models.deit import DeiTModule
+from vitbench.models.distillation import DistillationLoss
+from vitbench.models.efficientvit import EfficientViTModule
+from vitbench.models.schedule import warmup_cosine
+from vitbench.models.swin import SwinModule
+from vitbench.models.vit import ViTModule
+
+__all__ = [
+    "CNNModule",
+    "DeiTModule",
+    "DistillationLoss",
+    "EfficientViTModule",
+    "ImageClassifier",
+    "SwinModule",
+    "ViTModule",
+    "warmup_cosine",
+]

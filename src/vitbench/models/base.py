@@ -1,0 +1,165 @@
+"""The one LightningModule that every vitbench variant shares.
+
+A variant subclasses :class:`ImageClassifier`, checks its constructor arguments and sets
+``self.net`` to a timm model whose ``forward(x)`` maps ``(B, C, H, W)`` images to
+``(B, num_classes)`` logits. Steps, loss, metrics and optimisation live here only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from timm.optim import param_groups_weight_decay
+from torch import Tensor, nn
+from torch.optim.lr_scheduler import LRScheduler
+from torchmetrics import MaxMetric, MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
+
+DEFAULT_LR = 1e-3
+DEFAULT_WEIGHT_DECAY = 0.05
+
+
+def accuracy_metrics(num_classes: int, prefix: str, top5: bool = True) -> MetricCollection:
+    """Top-1 (and top-5 when there are at least 5 classes) accuracy as fractions.
+
+    ``average="micro"`` makes this the plain fraction of correct images; torchmetrics'
+    default (macro) would average per-class recalls instead.
+    """
+    metrics: dict[str, MulticlassAccuracy] = {
+        "acc": MulticlassAccuracy(num_classes=num_classes, top_k=1, average="micro")
+    }
+    if top5 and num_classes >= 5:
+        metrics["acc_top5"] = MulticlassAccuracy(num_classes=num_classes, top_k=5, average="micro")
+    # compute_groups would try to share state between top-1 and top-5; keep them apart.
+    return MetricCollection(metrics, prefix=prefix, compute_groups=False)
+
+
+class ImageClassifier(pl.LightningModule):
+    """Shared training logic: cross-entropy, accuracy metrics, AdamW with split weight decay.
+
+    Batches are ``(x, y)`` with ``x: (B, C, H, W)`` floats and ``y`` either class indices
+    ``(B,)`` int64 or soft targets ``(B, K)`` float (mixup/cutmix); ``F.cross_entropy``
+    takes both. Logged keys: ``train/loss`` (per step), ``train/acc``, ``val/loss``,
+    ``val/acc``, ``val/acc_top5``, ``val/acc_best``, ``test/loss``, ``test/acc``,
+    ``test/acc_top5`` (per epoch), accuracies as fractions.
+
+    Subclasses change behaviour through three seams instead of copying a step method:
+    ``forward`` (logits used for evaluation), ``training_loss`` (the training objective) and
+    ``_eval_step`` (evaluation of one batch).
+
+    Args:
+        num_classes: Number of classes K.
+        optimizer: Partial optimizer taking the parameter groups, e.g. Hydra's
+            ``functools.partial(torch.optim.AdamW, lr=..., weight_decay=...)``. Its
+            ``weight_decay`` keyword is applied to weights only (not to norms, biases,
+            position embeddings or tokens). Default AdamW(lr=1e-3, weight_decay=0.05).
+        scheduler: Partial ``(optimizer, total_steps) -> LRScheduler`` stepped every
+            optimizer step, e.g. :func:`vitbench.models.warmup_cosine`. Default: constant lr.
+        label_smoothing: Label smoothing of the cross-entropy, in [0, 1).
+    """
+
+    net: nn.Module
+    # Init arguments kept out of the checkpoint's hyperparameters; a subclass holding an
+    # nn.Module argument (a DeiT teacher) extends this tuple.
+    hparams_ignore: tuple[str, ...] = ("optimizer", "scheduler")
+
+    def __init__(
+        self,
+        num_classes: int,
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        scheduler: Callable[..., LRScheduler] | None = None,
+        label_smoothing: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"model.label_smoothing={label_smoothing} must lie in [0, 1); 0.1 is usual.")
+        # Lightning walks up the __init__ frames, so this also records every argument of the
+        # subclass that called us (tested in tests/models/test_base.py).
+        self.save_hyperparameters(ignore=list(self.hparams_ignore))
+        self.num_classes = num_classes
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.label_smoothing = label_smoothing
+
+        self.train_metrics = accuracy_metrics(num_classes, "train/", top5=False)
+        self.val_metrics = accuracy_metrics(num_classes, "val/")
+        self.test_metrics = accuracy_metrics(num_classes, "test/")
+        self.val_acc_best = MaxMetric()
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Map images ``(B, C, H, W)`` to logits ``(B, num_classes)``."""
+        return self.net(x)
+
+    def training_loss(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """Training objective for one batch; returns ``(loss, logits (B, K))``."""
+        logits = self(x)
+        return F.cross_entropy(logits, y, label_smoothing=self.label_smoothing), logits
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        x, y = batch
+        loss, logits = self.training_loss(x, y)
+        # Soft targets (B, K) from mixup: accuracy against the dominant class.
+        labels = y.argmax(-1) if y.ndim == 2 else y
+        self.train_metrics.update(logits.detach(), labels)
+        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
+        return loss
+
+    def _eval_step(self, stage: str, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        """Evaluate one batch of ``stage`` ("val" or "test"); returns ``(loss, logits)``."""
+        x, y = batch
+        return self._log_eval(stage, self(x), y)
+
+    def _log_eval(self, stage: str, logits: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """Loss and accuracy of evaluation ``logits (B, K)`` against labels ``y (B,)``."""
+        # Evaluation is always on hard labels, without smoothing, so runs stay comparable.
+        loss = F.cross_entropy(logits, y)
+        metrics = self.val_metrics if stage == "val" else self.test_metrics
+        metrics.update(logits, y)
+        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage == "val", sync_dist=True)
+        return loss, logits
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return self._eval_step("val", batch)[0]
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return self._eval_step("test", batch)[0]
+
+    def on_train_start(self) -> None:
+        # The sanity check ran validation already; it must not count towards the best.
+        self.val_acc_best.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        # compute() here, before Lightning resets the logged collection at epoch end.
+        self.val_acc_best.update(self.val_metrics["acc"].compute())
+        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True, sync_dist=True)
+
+    def configure_optimizers(self) -> Any:
+        factory = self.optimizer_factory
+        if factory is None:
+            factory = _default_optimizer
+        keywords = getattr(factory, "keywords", {})
+        weight_decay = keywords.get("weight_decay", DEFAULT_WEIGHT_DECAY)
+        no_decay_names = getattr(self.net, "no_weight_decay", lambda: set())()
+        groups = param_groups_weight_decay(self.net, weight_decay, no_weight_decay_list=no_decay_names)
+        for group in groups:
+            # Named so LearningRateMonitor logs lr/decay and lr/no_decay.
+            group["name"] = "decay" if group["weight_decay"] else "no_decay"
+        optimizer = factory(groups)
+        if self.scheduler_factory is None:
+            return optimizer
+        total_steps = int(self.trainer.estimated_stepping_batches)
+        scheduler = self.scheduler_factory(optimizer, total_steps=total_steps)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "lr"},
+        }
+
+
+def _default_optimizer(params: Any) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(params, lr=DEFAULT_LR, weight_decay=DEFAULT_WEIGHT_DECAY)

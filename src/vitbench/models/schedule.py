@@ -1,0 +1,44 @@
+"""Learning-rate schedule shared by every variant."""
+
+from __future__ import annotations
+
+import torch
+from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, LRScheduler, SequentialLR
+
+
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer,
+    total_steps: int,
+    warmup_fraction: float = 0.05,
+    min_lr_ratio: float = 0.01,
+) -> LRScheduler:
+    """Linear warm-up to the base lr, then cosine decay to ``min_lr_ratio * lr``.
+
+    The recipe of DeiT (Touvron et al., 2021, "Training data-efficient image transformers
+    & distillation through attention"), stepped per optimizer step instead of per epoch
+    because short CPU runs have only a few epochs.
+
+    Args:
+        optimizer: Optimizer whose groups' current ``lr`` is the peak lr.
+        total_steps: Optimizer steps of the whole run (Lightning's
+            ``trainer.estimated_stepping_batches``).
+        warmup_fraction: Share of ``total_steps`` spent warming up, in [0, 1).
+        min_lr_ratio: Final lr as a fraction of the peak lr, in [0, 1].
+
+    Returns:
+        A scheduler to step once per optimizer step.
+    """
+    if not 0.0 <= warmup_fraction < 1.0:
+        raise ValueError(f"scheduler.warmup_fraction={warmup_fraction} must lie in [0, 1); 0.05 is usual.")
+    if not 0.0 <= min_lr_ratio <= 1.0:
+        raise ValueError(f"scheduler.min_lr_ratio={min_lr_ratio} must lie in [0, 1]; 0.01 is usual.")
+    total_steps = max(int(total_steps), 2)  # a 1- or 2-step debug run still gets both phases
+    warmup_steps = min(max(1, round(warmup_fraction * total_steps)), total_steps - 1)
+    # Start warm-up at 1/(warmup_steps + 1) of the peak so even a 1-step warm-up rises.
+    warmup = LinearLR(
+        optimizer, start_factor=1.0 / (warmup_steps + 1), end_factor=1.0, total_iters=warmup_steps
+    )
+    # eta_min is absolute in torch; all our groups share one lr, so the first group's is the peak.
+    peak_lr = optimizer.param_groups[0].get("initial_lr", optimizer.param_groups[0]["lr"])
+    cosine = CosineAnnealingLR(optimizer, T_max=total_steps - warmup_steps, eta_min=min_lr_ratio * peak_lr)
+    return SequentialLR(optimizer, schedulers=[warmup, cosine], milestones=[warmup_steps])
