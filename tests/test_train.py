@@ -79,3 +79,24 @@ def test_every_variant_trains_and_reports(compose_cfg, model):
     assert all(record[key] is not None for key in RESULT_KEYS)
     assert json.loads((Path(cfg.paths.output_dir) / "results.json").read_text())["test_acc"] == record["test_acc"]
     assert {"train/loss", "val/acc", "val/acc_best", "test/acc"} <= set(metrics)
+
+
+def test_teacher_then_deit_reports_each_head(compose_cfg, tmp_path):
+    """`make teacher` then `model=deit`, on synthetic data: the teacher is exported and then used."""
+    teachers = tmp_path / "teachers"
+    common = ("data=synthetic", "debug=fast", "logger=csv", f"paths.teacher_dir={teachers}")
+    train(compose_cfg("experiment=teacher", *common))
+    assert (teachers / "synthetic-cnn.ckpt").is_file()
+
+    record, _ = train(compose_cfg("model=deit", *common))
+    assert record["model"] == "deit"
+    for key in ("val_acc_cls", "val_acc_dist", "test_acc_cls", "test_acc_dist"):
+        assert 0.0 <= record[key] <= 1.0
+    assert tuple(record)[: len(RESULT_KEYS)] == RESULT_KEYS
+
+
+def test_deit_without_its_teacher_stops_before_training(compose_cfg, tmp_path):
+    cfg = compose_cfg("model=deit", "data=synthetic", "debug=fast", "logger=csv", f"paths.teacher_dir={tmp_path}")
+    with pytest.raises(ValueError, match=r"synthetic-cnn.ckpt does not exist.*make teacher"):
+        train(cfg)
+    assert not (tmp_path / "run" / "checkpoints").exists()

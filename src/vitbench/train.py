@@ -16,6 +16,7 @@ import hydra
 import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
 from vitbench.callbacks import TrainSpeed
@@ -27,11 +28,22 @@ log = logging.getLogger(__name__)
 register_resolvers()
 
 
+def build(node: DictConfig, **kwargs):
+    """`hydra.utils.instantiate`, except that a bad value or a missing file raised by our own
+    constructors surfaces as itself, with its message, rather than wrapped by Hydra."""
+    try:
+        return hydra.utils.instantiate(node, **kwargs)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, ValueError | FileNotFoundError):
+            raise err.__cause__ from None
+        raise
+
+
 def instantiate_all(group: DictConfig | None) -> list:
     """Instantiate every `_target_` entry of a callbacks or loggers group (null entries are skipped)."""
     if not group:
         return []
-    return [hydra.utils.instantiate(c) for c in group.values() if c is not None and "_target_" in c]
+    return [build(c) for c in group.values() if c is not None and "_target_" in c]
 
 
 def export_checkpoint(trainer: pl.Trainer, target: Path) -> None:
@@ -57,15 +69,15 @@ def train(cfg: DictConfig) -> tuple[dict, dict[str, float]]:
     output_dir = Path(cfg.paths.output_dir)
 
     log.info("Data: %s", cfg.data._target_)
-    datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data)
+    datamodule: pl.LightningDataModule = build(cfg.data)
     log.info("Model: %s", cfg.model._target_)
-    model: pl.LightningModule = hydra.utils.instantiate(cfg.model)
+    model: pl.LightningModule = build(cfg.model)
     gflops = forward_gflops(model, (cfg.data.in_chans, cfg.data.img_size, cfg.data.img_size))
     params = sum(p.numel() for p in model.parameters())
 
     callbacks = instantiate_all(cfg.get("callbacks"))
     loggers = instantiate_all(cfg.get("logger"))
-    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer: pl.Trainer = build(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 

@@ -43,6 +43,7 @@ class Teacher(nn.Module):
         self.register_buffer("s_std", torch.tensor(s_std).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("t_mean", torch.tensor(t_mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("t_std", torch.tensor(t_std).view(1, -1, 1, 1), persistent=False)
+        self.eval()
 
     def train(self, mode: bool = True) -> Teacher:
         # Frozen means frozen: batch-norm statistics never update, whatever Lightning asks.
