@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
@@ -93,3 +95,22 @@ def test_keys_that_tooling_relies_on(compose_cfg):
 def test_default_vit_patch_divides_every_image_size(compose_cfg, img_size, patch):
     cfg = compose_cfg("data=synthetic", f"data.img_size={img_size}")
     assert cfg.model.patch_size == patch
+
+
+def test_joblib_jobs_share_the_cores_instead_of_oversubscribing(compose_cfg):
+    cores = os.cpu_count() or 1
+    assert compose_cfg().threads is None  # torch's own default outside joblib
+    cfg = compose_cfg("hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
+    assert cfg.threads == max(1, cores // 2)
+    assert compose_cfg("hydra/launcher=joblib").threads == 1  # n_jobs=-1: one job per core
+
+
+def test_slurm_launcher_and_optuna_search_compose(compose_cfg):
+    from hydra.core.hydra_config import HydraConfig
+
+    compose_cfg("hydra/launcher=submitit_slurm", "trainer=ddp", "trainer.devices=8")
+    assert "SlurmLauncher" in HydraConfig.get().launcher._target_
+    cfg = compose_cfg("hparams_search=optuna")
+    assert cfg.optimized_metric == "val/acc_best"
+    sweeper = HydraConfig.get().sweeper
+    assert sweeper.direction == "maximize" and "model.optimizer.lr" in sweeper.params

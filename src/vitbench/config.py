@@ -46,6 +46,22 @@ def run_group(group: str | None) -> str:
     return str(experiment) if experiment else "single"
 
 
+def threads_per_job() -> int | None:
+    """Torch threads for one job: the cores shared among joblib's parallel jobs, else torch's default.
+
+    Two jobs with two threads each on two cores run slower than one after the other.
+    """
+    if not HydraConfig.initialized():
+        return None
+    launcher = HydraConfig.get().launcher
+    if "joblib" not in str(launcher.get("_target_", "")):
+        return None
+    cores = os.cpu_count() or 1
+    n_jobs = launcher.get("n_jobs", -1)
+    n_jobs = cores if n_jobs is None or n_jobs < 1 else n_jobs
+    return max(1, cores // n_jobs)
+
+
 def nearest_divisor(n: int, target: int) -> int:
     """The divisor of `n` closest to `target` (the smaller on a tie).
 
@@ -59,4 +75,5 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("vitbench.wandb_offline", wandb_offline, replace=True)
     OmegaConf.register_new_resolver("vitbench.group", run_group, replace=True)
     OmegaConf.register_new_resolver("vitbench.nearest_divisor", nearest_divisor, replace=True)
+    OmegaConf.register_new_resolver("vitbench.threads_per_job", threads_per_job, replace=True)
     OmegaConf.register_new_resolver("vitbench.pid", os.getpid, use_cache=True, replace=True)

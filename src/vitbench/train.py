@@ -65,6 +65,8 @@ def train(cfg: DictConfig) -> tuple[dict, dict[str, float]]:
         The run record written to results.json, and every metric logged by the end of fit and test.
     """
     start = time.perf_counter()
+    if cfg.get("threads"):
+        torch.set_num_threads(cfg.threads)
     pl.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
 

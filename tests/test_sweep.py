@@ -1,0 +1,75 @@
+"""A real multirun sweep, its W&B group, the comparison of its records, and a short Optuna search."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from test_train import run_cli, wandb_run_header
+from vitbench.compare import aggregate, find_runs, load_records
+
+VITBENCH_COMPARE = Path(sys.executable).parent / "vitbench-compare"
+TINY = ("data=synthetic", "debug=fast", "model.depth=2", "model.embed_dim=32", "model.num_heads=2")
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory) -> Path:
+    """`vitbench-train -m` over 2 ViT depths x 2 seeds, plus one run that fails on bad input."""
+    root = tmp_path_factory.mktemp("sweep")
+    proc = run_cli("-m", *TINY, "model.mlp_ratio=1.0,2.0", "seed=0,1", f"hydra.sweep.dir={root}/multirun", cwd=root)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    failed = run_cli(*TINY, "data.train_subset=100000", f"hydra.run.dir={root}/failed_run", cwd=root)
+    assert failed.returncode != 0 and "data.train_subset" in failed.stderr
+    return root
+
+
+def test_sweep_jobs_share_one_wandb_group_with_readable_folders(sweep):
+    jobs = sorted(p for p in (sweep / "multirun").iterdir() if p.is_dir())
+    assert [p.name.split("_", 1)[0] for p in jobs] == ["0", "1", "2", "3"]
+    assert "model.mlp_ratio=1.0" in jobs[0].name and jobs[0].name.endswith("seed=0")
+    headers = [wandb_run_header(next((job / "wandb").glob("offline-run-*"))) for job in jobs]
+    assert len({h["run_group"] for h in headers}) == 1 and headers[0]["run_group"].startswith("sweep-")
+    assert {h["job_type"] for h in headers} == {"vit"}
+    assert len({h["run_id"] for h in headers}) == 4  # each job its own run, none reused
+
+
+def test_compare_aggregates_the_sweep_and_lists_the_failed_run(sweep, tmp_path):
+    out = tmp_path / "report"
+    proc = subprocess.run(
+        [str(VITBENCH_COMPARE), str(sweep / "multirun"), str(sweep / "failed_run"), "--out", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "vit" in proc.stdout
+
+    df = load_records(find_runs([sweep / "multirun", sweep / "failed_run"]))
+    table = aggregate(df)
+    assert set(df["status"]) == {"finished", "failed"}
+    per_run = [json.loads(p.read_text()) for p in sorted((sweep / "multirun").glob("*/results.json"))]
+    for ratio in ("1.0", "2.0"):
+        accs = [r["test_acc"] for r in per_run if f"model.mlp_ratio={ratio}" in r["overrides"]]
+        row = table[table["model.mlp_ratio"].astype(str) == ratio].iloc[0]
+        assert row["n"] == 2
+        assert row["test_acc_mean"] == pytest.approx(statistics.mean(accs))
+        assert row["test_acc_std"] == pytest.approx(statistics.stdev(accs))
+
+    html = (out / "report.html").read_text()
+    assert "failed_run" in html and "data.train_subset=100000" in (out / "results.md").read_text()
+    assert html.count("data:image/png;base64,") >= 3
+    assert "http://" not in html and "https://" not in html
+
+
+def test_optuna_search_runs_two_trials(tmp_path):
+    proc = run_cli(
+        "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.n_startup_trials=2",
+        *TINY, "logger=csv", f"hydra.sweep.dir={tmp_path}/optuna", cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(list((tmp_path / "optuna").glob("*/results.json"))) == 2
+    best = (tmp_path / "optuna" / "optimization_results.yaml").read_text()
+    assert "best_value" in best and "model.optimizer.lr" in best
