@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup data train teacher test test-slow lint clean
+.PHONY: help setup data train teacher compare test test-slow lint clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -34,7 +34,16 @@ train: setup  ## Train one run: make train ARGS="model=swin seed=1"
 TEACHER := teachers/fashion_mnist-cnn.ckpt
 teacher: setup  ## Train DeiT's CNN teacher for Fashion-MNIST once (reused when present)
 	@if [ -f $(TEACHER) ]; then echo "teacher: reusing $(TEACHER) (delete it to retrain)"; \
-	else $(BIN)/vitbench-train experiment=teacher $(ARGS); fi
+	else $(BIN)/vitbench-train experiment=teacher hydra.run.dir=teachers/fashion_mnist-run $(ARGS); fi
+
+QUICKSTART := multirun/quickstart/$(shell date +%Y-%m-%d_%H-%M-%S)
+compare: setup  ## The main job: CNN teacher, then ViT, DeiT, Swin, EfficientViT; prints the table
+	@if [ -f teachers/quickstart/fashion_mnist-cnn.ckpt ]; then echo "teacher: reusing teachers/quickstart"; \
+	else $(BIN)/vitbench-train experiment=[quickstart,teacher] paths.teacher_dir=teachers/quickstart \
+		hydra.run.dir=teachers/quickstart/run; fi
+	$(BIN)/vitbench-train -m experiment=quickstart paths.teacher_dir=teachers/quickstart \
+		model=vit,deit,swin,efficientvit hydra.sweep.dir=$(QUICKSTART) $(ARGS)
+	$(BIN)/vitbench-compare teachers/quickstart/run $(QUICKSTART) --out $(QUICKSTART)/report
 
 test: setup  ## Run the tests (CPU, a few minutes)
 	$(BIN)/pytest -q $(ARGS)

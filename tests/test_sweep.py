@@ -73,3 +73,27 @@ def test_optuna_search_runs_two_trials(tmp_path):
     assert len(list((tmp_path / "optuna").glob("*/results.json"))) == 2
     best = (tmp_path / "optuna" / "optimization_results.yaml").read_text()
     assert "best_value" in best and "model.optimizer.lr" in best
+
+
+def test_notebook_shows_the_sweep(sweep, tmp_path, monkeypatch):
+    """notebooks/compare_variants.ipynb, run top to bottom on the sweep's records."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    # A kernelspec for this very interpreter, found first through JUPYTER_PATH: the kernel imports
+    # the vitbench under test, whatever kernels the user has installed.
+    spec = tmp_path / "jupyter" / "kernels" / "vitbench-test"
+    spec.mkdir(parents=True)
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "vitbench", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    monkeypatch.setenv("VITBENCH_RUNS", str(sweep))
+
+    nb = nbformat.read(Path(__file__).parents[1] / "notebooks" / "compare_variants.ipynb", as_version=4)
+    NotebookClient(nb, kernel_name="vitbench-test", timeout=120, resources={"metadata": {"path": str(tmp_path)}}).execute()
+
+    outputs = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
+    assert not [out for out in outputs if out.output_type == "error"]
+    html = "".join(out.get("data", {}).get("text/html", "") for out in outputs)
+    assert "model.mlp_ratio" in html and "failed_run" in html  # the table and the failed run
+    assert sum("image/png" in out.get("data", {}) for out in outputs) == 3

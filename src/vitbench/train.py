@@ -16,7 +16,7 @@ import hydra
 import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
+from hydra.errors import CompactHydraException, InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
 from vitbench.callbacks import TrainSpeed
@@ -28,6 +28,11 @@ log = logging.getLogger(__name__)
 register_resolvers()
 
 
+class RunError(CompactHydraException):
+    """A bad value or a missing file: Hydra prints its message alone, without a traceback
+    (the full one with HYDRA_FULL_ERROR=1)."""
+
+
 def build(node: DictConfig, **kwargs):
     """`hydra.utils.instantiate`, except that a bad value or a missing file raised by our own
     constructors surfaces as itself, with its message, rather than wrapped by Hydra."""
@@ -37,6 +42,27 @@ def build(node: DictConfig, **kwargs):
         if isinstance(err.__cause__, ValueError | FileNotFoundError):
             raise err.__cause__ from None
         raise
+
+
+# The configs have no schema, so Hydra accepts `trainer.max_epochs=abc`; these keys are checked
+# before anything is built, so the mistake is named instead of failing deep inside Lightning.
+NUMBER_KEYS = {
+    "seed": int, "trainer.max_epochs": int, "data.batch_size": int, "data.num_workers": int,
+    "data.val_size": int, "data.train_subset": int, "model.optimizer.lr": float,
+    "model.optimizer.weight_decay": float, "model.label_smoothing": float,
+}  # fmt: skip
+
+
+def check_numbers(cfg: DictConfig) -> None:
+    """Raise ValueError naming the first key of NUMBER_KEYS whose value is not a number of its kind."""
+    for key, kind in NUMBER_KEYS.items():
+        value = OmegaConf.select(cfg, key, default=None)
+        ok = value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+        if ok and kind is int and value is not None:
+            ok = isinstance(value, int)
+        if not ok:
+            example = "10" if kind is int else "1e-3"
+            raise ValueError(f"{key}={value!r} is not {'an integer' if kind is int else 'a number'}; write e.g. {key}={example}.")
 
 
 def instantiate_all(group: DictConfig | None) -> list:
@@ -65,6 +91,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict[str, float]]:
         The run record written to results.json, and every metric logged by the end of fit and test.
     """
     start = time.perf_counter()
+    check_numbers(cfg)
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)
     pl.seed_everything(cfg.seed, workers=True)
@@ -121,18 +148,24 @@ def train(cfg: DictConfig) -> tuple[dict, dict[str, float]]:
     return record, metrics
 
 
+def finish_wandb() -> None:
+    """Close this job's W&B run. Lightning's WandbLogger does not, and the next job of a multirun
+    in this process would otherwise log into it (lightning-hydra-template #289)."""
+    import wandb
+
+    if wandb.run is not None:
+        wandb.finish()
+
+
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     torch.set_float32_matmul_precision("high")
     try:
         _, metrics = train(cfg)
+    except (ValueError, FileNotFoundError, FloatingPointError) as err:
+        raise RunError(f"{type(err).__name__}: {err}") from err
     finally:
-        # Lightning's WandbLogger does not finish its run; the next job of a multirun in this
-        # process would otherwise log into it (lightning-hydra-template #289).
-        import wandb
-
-        if wandb.run is not None:
-            wandb.finish()
+        finish_wandb()
     # The value a sweeper (optuna) optimizes.
     return metrics.get(cfg.optimized_metric) if cfg.get("optimized_metric") else None
 

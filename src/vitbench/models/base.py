@@ -102,12 +102,31 @@ class ImageClassifier(pl.LightningModule):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, y = batch
         loss, logits = self.training_loss(x, y)
+        self._check_finite(loss)
         # Soft targets (B, K) from mixup: accuracy against the dominant class.
         labels = y.argmax(-1) if y.ndim == 2 else y
         self.train_metrics.update(logits.detach(), labels)
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
         return loss
+
+    def _check_finite(self, loss: Tensor) -> None:
+        """Stop at a NaN/inf loss, before the optimizer step spreads it into the weights.
+
+        Nothing is saved on the way out, so the last checkpoint stays the last good one. Reading
+        the loss waits for the device, so on a GPU it is read only on logging steps.
+        """
+        if loss.device.type != "cpu" and self.global_step % self.trainer.log_every_n_steps:
+            return
+        if torch.isfinite(loss):
+            return
+        callback = self.trainer.checkpoint_callback if self._trainer is not None else None
+        last = (callback.last_model_path or callback.best_model_path) if callback else ""
+        raise FloatingPointError(
+            f"the training loss is {loss.item()} at step {self.global_step} (epoch {self.current_epoch}); "
+            f"last good checkpoint: {last or 'none saved yet'}. Lower model.optimizer.lr or set "
+            "trainer.gradient_clip_val=1.0, then resume with ckpt_path=<that checkpoint>."
+        )
 
     def _eval_step(self, stage: str, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
         """Evaluate one batch of ``stage`` ("val" or "test"); returns ``(loss, logits)``."""

@@ -20,7 +20,9 @@ from vitbench.models.vit import check_patch_size
 
 def head_metrics(num_classes: int, prefix: str) -> MetricCollection:
     """Top-1 accuracy of the class head alone and of the distillation head alone."""
-    heads = {f"acc_{h}": MulticlassAccuracy(num_classes=num_classes, average="micro") for h in ("cls", "dist")}
+    heads = {
+        f"acc_{h}": MulticlassAccuracy(num_classes=num_classes, average="micro") for h in ("cls", "dist")
+    }
     return MetricCollection(heads, prefix=prefix, compute_groups=False)
 
 
@@ -92,17 +94,23 @@ class DeiTModule(ImageClassifier):
         self.criterion = DistillationLoss(kind, distillation["alpha"], distillation["tau"], label_smoothing)
         self.val_head_metrics = head_metrics(num_classes, "val/")
         self.test_head_metrics = head_metrics(num_classes, "test/")
-        # A plain attribute through __dict__: not a submodule, so not optimized, not saved.
-        self.__dict__["teacher"] = None
+        self.set_teacher(None)
         if teacher and (teacher.get("checkpoint") or teacher.get("timm_name")) and kind != "none":
-            self.__dict__["teacher"] = load_teacher(
-                teacher.get("checkpoint"),
-                teacher.get("timm_name"),
-                bool(teacher.get("pretrained", False)),
-                num_classes,
-                (data_mean, data_std, img_size, in_chans),
-                dataset,
+            self.set_teacher(
+                load_teacher(
+                    teacher.get("checkpoint"),
+                    teacher.get("timm_name"),
+                    bool(teacher.get("pretrained", False)),
+                    num_classes,
+                    (data_mean, data_std, img_size, in_chans),
+                    dataset,
+                )
             )
+
+    def set_teacher(self, teacher: Teacher | None) -> None:
+        """Attach the frozen teacher, or None. Kept in ``__dict__``, not as a submodule, so it is
+        neither optimized nor saved in the checkpoint."""
+        self.__dict__["teacher"] = teacher
 
     def heads(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Images ``(B, C, H, W)`` -> class-head and distillation-head logits, each ``(B, K)``."""

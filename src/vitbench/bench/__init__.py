@@ -1,0 +1,18 @@
+"""vitbench-bench: training and inference speed of the variants, vitbench against a bare PyTorch loop."""
+
+from vitbench.bench.cli import bench, build_model, main
+from vitbench.bench.record import FIGURE_KEYS, format_table
+from vitbench.bench.timing import Windows, WindowTimer, bare_training, inference, matmul_gflop_per_s
+
+__all__ = [
+    "FIGURE_KEYS",
+    "WindowTimer",
+    "Windows",
+    "bare_training",
+    "bench",
+    "build_model",
+    "format_table",
+    "inference",
+    "main",
+    "matmul_gflop_per_s",
+]
