@@ -15,7 +15,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from vitbench.models.base import ImageClassifier
 from vitbench.models.distillation import DistillationKind, DistillationLoss
 from vitbench.models.teacher import Teacher, TeacherError, load_teacher
-from vitbench.models.vit import check_patch_size
+from vitbench.models.vit import vit_arguments
 
 
 def head_metrics(num_classes: int, prefix: str) -> MetricCollection:
@@ -73,23 +73,14 @@ class DeiTModule(ImageClassifier):
         scheduler: Callable[..., LRScheduler] | None = None,
         label_smoothing: float = 0.0,
     ) -> None:
-        check_patch_size(img_size, patch_size)
+        args = vit_arguments(
+            img_size, patch_size, in_chans, num_classes, embed_dim, depth, num_heads, mlp_ratio, drop_path_rate
+        )
         # Plain values before save_hyperparameters (Hydra hands over DictConfig/ListConfig).
         distillation = {"kind": "hard", "alpha": 0.5, "tau": 1.0, **dict(distillation or {})}
         data_mean, data_std = [float(m) for m in data_mean], [float(s) for s in data_std]
         super().__init__(num_classes, optimizer, scheduler, label_smoothing)
-        self.net = VisionTransformerDistilled(
-            img_size=img_size,
-            patch_size=patch_size,
-            in_chans=in_chans,
-            num_classes=num_classes,
-            embed_dim=embed_dim,
-            depth=depth,
-            num_heads=num_heads,
-            mlp_ratio=mlp_ratio,
-            qkv_bias=True,
-            drop_path_rate=drop_path_rate,
-        )
+        self.net = VisionTransformerDistilled(**args)
         kind: DistillationKind = distillation["kind"]
         self.criterion = DistillationLoss(kind, distillation["alpha"], distillation["tau"], label_smoothing)
         self.val_head_metrics = head_metrics(num_classes, "val/")

@@ -20,6 +20,25 @@ def check_patch_size(img_size: int, patch_size: int) -> None:
         )
 
 
+def vit_arguments(
+    img_size: int, patch_size: int, in_chans: int, num_classes: int, embed_dim: int, depth: int,
+    num_heads: int, mlp_ratio: float, drop_path_rate: float,
+) -> dict:
+    """Check a small-image ViT's shape and return the keyword arguments of timm's
+    ``VisionTransformer`` (and ``VisionTransformerDistilled``, which takes the same)."""
+    check_patch_size(img_size, patch_size)
+    if embed_dim % num_heads:
+        raise ValueError(
+            f"model.embed_dim={embed_dim} is not divisible by model.num_heads={num_heads}; "
+            f"choose num_heads among the divisors of embed_dim (e.g. {embed_dim // 32 or 1})."
+        )
+    return dict(
+        img_size=img_size, patch_size=patch_size, in_chans=in_chans, num_classes=num_classes,
+        embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio, qkv_bias=True,
+        drop_path_rate=drop_path_rate,
+    )  # fmt: skip
+
+
 class ViTModule(ImageClassifier):
     """ViT (Dosovitskiy et al., 2021, "An Image is Worth 16x16 Words") from timm.
 
@@ -34,7 +53,7 @@ class ViTModule(ImageClassifier):
     Args:
         num_classes: Number of classes.
         img_size: Side of the square input image (``data.img_size``).
-        in_chans: Image channels (``data.channels``).
+        in_chans: Image channels (``data.in_chans``).
         patch_size: Side of a square patch; must divide ``img_size``.
         embed_dim: Token width; must be divisible by ``num_heads``.
         depth: Number of transformer blocks.
@@ -59,22 +78,8 @@ class ViTModule(ImageClassifier):
         scheduler: Callable[..., LRScheduler] | None = None,
         label_smoothing: float = 0.0,
     ) -> None:
-        check_patch_size(img_size, patch_size)
-        if embed_dim % num_heads:
-            raise ValueError(
-                f"model.embed_dim={embed_dim} is not divisible by model.num_heads={num_heads}; "
-                f"choose num_heads among the divisors of embed_dim (e.g. {embed_dim // 32 or 1})."
-            )
-        super().__init__(num_classes, optimizer, scheduler, label_smoothing)
-        self.net = VisionTransformer(
-            img_size=img_size,
-            patch_size=patch_size,
-            in_chans=in_chans,
-            num_classes=num_classes,
-            embed_dim=embed_dim,
-            depth=depth,
-            num_heads=num_heads,
-            mlp_ratio=mlp_ratio,
-            qkv_bias=True,
-            drop_path_rate=drop_path_rate,
+        args = vit_arguments(
+            img_size, patch_size, in_chans, num_classes, embed_dim, depth, num_heads, mlp_ratio, drop_path_rate
         )
+        super().__init__(num_classes, optimizer, scheduler, label_smoothing)
+        self.net = VisionTransformer(**args)
