@@ -39,8 +39,8 @@ teacher: setup  ## Train DeiT's CNN teacher for Fashion-MNIST once (reused when 
 QUICKSTART := multirun/quickstart/$(shell date +%Y-%m-%d_%H-%M-%S)
 compare: setup  ## The main job: CNN teacher, then ViT, DeiT, Swin, EfficientViT; prints the table
 	@if [ -f teachers/quickstart/fashion_mnist-cnn.ckpt ]; then echo "teacher: reusing teachers/quickstart"; \
-	else $(BIN)/vitbench-train experiment=[quickstart,teacher] paths.teacher_dir=teachers/quickstart \
-		hydra.run.dir=teachers/quickstart/run; fi
+	else $(BIN)/vitbench-train experiment=quickstart model=cnn hydra.run.dir=teachers/quickstart/run \
+		export_checkpoint=teachers/quickstart/fashion_mnist-cnn.ckpt; fi
 	$(BIN)/vitbench-train -m experiment=quickstart paths.teacher_dir=teachers/quickstart \
 		model=vit,deit,swin,efficientvit hydra.sweep.dir=$(QUICKSTART) $(ARGS)
 	$(BIN)/vitbench-compare teachers/quickstart/run $(QUICKSTART) --out $(QUICKSTART)/report

@@ -19,7 +19,7 @@ METRICS = (
     "wall_time_s",
 )
 # Override keys that never define a group: seeds are what we average over, the rest is bookkeeping.
-IGNORED_KEYS = ("model", "seed", "ckpt_path", "tags", "group", "threads")
+IGNORED_KEYS = ("model", "seed", "ckpt_path", "tags", "group", "threads", "export_checkpoint")
 IGNORED_PREFIXES = ("hydra.", "hydra/", "paths.", "logger", "callbacks")
 DEFAULT = "(default)"  # the group value of a run that does not override a swept key
 STD_NOTE = "mean ± sample std (ddof=1) over seeds; with n=1 the std is left blank"
