@@ -132,3 +132,14 @@ def test_teacher_input_is_adapted_to_other_statistics_and_size(teacher_ckpt):
     student_view = (pixels - 0.2) / 0.4
     resized = torch.nn.functional.interpolate(pixels, size=28, mode="bilinear", align_corners=False)
     torch.testing.assert_close(teacher(student_view), teacher.net((resized - 0.5) / 0.25))
+
+
+def test_loading_the_teacher_leaves_its_weights_and_statistics_as_trained(teacher_ckpt):
+    from vitbench.models.teacher import load_teacher
+
+    trained = CNNModule.load_from_checkpoint(teacher_ckpt, weights_only=True).eval()
+    teacher = load_teacher(teacher_ckpt, None, False, 10, ([0.5], [0.25], 28, 1), "synthetic")
+    for key, value in trained.net.state_dict().items():  # batch-norm running statistics included
+        assert torch.equal(teacher.net.state_dict()[key], value), key
+    x = torch.randn(4, 1, 28, 28)
+    torch.testing.assert_close(teacher(x), trained(x))

@@ -83,7 +83,11 @@ def load_teacher(
         net, teacher_stats = _from_timm(timm_name, pretrained, num_classes, student_stats[3])
     else:
         raise TeacherError(f"DeiT with distillation needs a teacher: set model.teacher.checkpoint ({hint}).")
-    out = net(torch.zeros(1, teacher_stats[3], teacher_stats[2], teacher_stats[2])).shape[-1]
+    # eval() before this probe: in training mode it would update the batch-norm running
+    # statistics with a blank image and spoil the teacher.
+    net.eval()
+    with torch.no_grad():
+        out = net(torch.zeros(1, teacher_stats[3], teacher_stats[2], teacher_stats[2])).shape[-1]
     if out != num_classes:
         raise TeacherError(
             f"the teacher predicts {out} classes but data={dataset} has {num_classes}; "
