@@ -28,11 +28,11 @@ class SwinModule(ImageClassifier):
     """Swin Transformer (Liu et al., 2021, "Swin Transformer: Hierarchical Vision
     Transformer using Shifted Windows") from timm.
 
-    Small-image adaptation: patch 2 instead of 4 and window 7 on 28 px, so the first stage
-    works on a 14x14 token grid split into four shifted 7x7 windows; then 7x7 (one window,
-    i.e. global attention) and 4x4 (timm pads the odd 7x7 grid before merging), with widths
-    32/64/128 and 16 channels per head (~0.4M parameters, ~800 training images/s at batch
-    256 on two CPU cores; width 48 was 0.9M at ~500 images/s). Later
+    Small-image adaptation (the defaults, for 28 px on two CPU cores): patch 4 gives a 7x7
+    token grid, which timm pads to 8x8 for 2x2 shifted windows of 4; the second stage runs
+    at 4x4 (timm pads the odd grid before merging), widths 64/128, 32 channels per head
+    (~0.37M parameters). Patch 2 with windows of 7 (14x14 grid, three stages) is slightly
+    more accurate but half as fast; ``size=full`` uses it (patch 2, window 4 on 32 px). Later
     stages whose grid is smaller than the window attend globally, as Swin's last stage
     does at 224 px. Unlike timm, a window larger than the *first* grid is refused rather
     than silently shrunk, so the config states what actually runs.
@@ -43,7 +43,7 @@ class SwinModule(ImageClassifier):
     Args:
         num_classes: Number of classes.
         img_size: Side of the square input image (``data.img_size``).
-        in_chans: Image channels (``data.channels``).
+        in_chans: Image channels (``data.in_chans``).
         patch_size: Side of a square patch; must divide ``img_size``.
         embed_dim: Width of the first stage; doubled at every later stage.
         depths: Blocks per stage.
@@ -59,11 +59,11 @@ class SwinModule(ImageClassifier):
         num_classes: int = 10,
         img_size: int = 28,
         in_chans: int = 1,
-        patch_size: int = 2,
-        embed_dim: int = 32,
-        depths: Sequence[int] = (2, 2, 2),
-        num_heads: Sequence[int] = (2, 4, 8),
-        window_size: int = 7,
+        patch_size: int = 4,
+        embed_dim: int = 64,
+        depths: Sequence[int] = (2, 2),
+        num_heads: Sequence[int] = (2, 4),
+        window_size: int = 4,
         mlp_ratio: float = 2.0,
         drop_path_rate: float = 0.0,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
