@@ -16,16 +16,8 @@ from vitbench.results import RESULT_KEYS
 
 # DeiT reports each head alone besides the combined prediction.
 HEAD_KEYS = ("val_acc_cls", "val_acc_dist", "test_acc_cls", "test_acc_dist")
-NUMBER_KEYS = (
-    "params",
-    "gflops",
-    "train_images_per_s",
-    "peak_memory_mb",
-    "wall_time_s",
-    "val_acc_best",
-    "test_acc",
-    *HEAD_KEYS,
-)
+# Every figure of results.json after the run's identity (model, dataset, seed, overrides).
+NUMBER_KEYS = (*RESULT_KEYS[RESULT_KEYS.index("params") :], *HEAD_KEYS)
 
 
 @dataclass
