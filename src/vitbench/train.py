@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import hydra
@@ -17,9 +19,21 @@ import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException, InstantiationException
-from omegaconf import DictConfig, OmegaConf
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from vitbench.callbacks import TrainSpeed
+from vitbench.checkpoints import (
+    CheckpointError,
+    Resume,
+    check_resumable,
+    find_resume,
+    read_checkpoint,
+    run_overrides,
+    same_overrides,
+    training_overrides,
+    wandb_run_id,
+)
 from vitbench.config import CONFIG_DIR, register_resolvers
 from vitbench.flops import forward_gflops
 from vitbench.results import peak_memory_mb, write_json_atomic
@@ -84,6 +98,77 @@ def export_checkpoint(trainer: pl.Trainer, target: Path) -> None:
     log.info("Best checkpoint exported to %s", target)
 
 
+def task_overrides() -> list[str]:
+    """This job's command-line overrides (empty outside a Hydra app)."""
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def prepare_resume(cfg: DictConfig) -> Resume | None:
+    """Resolve ``ckpt_path``; when it names a run folder, point this run's outputs at that folder.
+
+    The resumed run continues the crashed one where it lives: checkpoints and results.json in the
+    same folder, its CSV log beside the old one (csv/resumed-N, never overwriting it), and its W&B
+    run under the same id. The overrides must match the ones the folder was started with.
+    """
+    if not cfg.get("ckpt_path"):
+        return None
+    cwd = Path(hydra.utils.get_original_cwd()) if HydraConfig.initialized() else Path.cwd()
+    overrides = task_overrides()
+    output_dir = Path(cfg.paths.output_dir).resolve()
+    resume = find_resume(str(cfg.ckpt_path), output_dir, [cwd / "outputs", cwd / "multirun"], overrides)
+    run_dir = resume.run_dir.resolve() if resume.run_dir else None
+    if run_dir is None or run_dir == output_dir:
+        return resume
+    saved = run_overrides(run_dir)
+    if saved is not None and not same_overrides(saved, overrides):
+        command = " ".join([*training_overrides(saved), f"ckpt_path={run_dir}"])
+        raise CheckpointError(
+            f"run folder {run_dir} was started with [{' '.join(training_overrides(saved))}], this command has "
+            f"[{' '.join(training_overrides(overrides))}]. Resume it with: vitbench-train {command}"
+        )
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(run_dir)
+        if cfg.get("logger") and cfg.logger.get("csv"):
+            n = len(list((run_dir / "csv").glob("resumed-*"))) + 1
+            cfg.logger.csv.version = f"resumed-{n}"
+        if cfg.get("logger") and cfg.logger.get("wandb") and (run_id := wandb_run_id(run_dir)):
+            cfg.logger.wandb.id = run_id
+            cfg.logger.wandb.resume = "allow"
+    log.info("Resuming the run in %s from %s", run_dir, resume.checkpoint)
+    return resume
+
+
+@contextmanager
+def ddp_children_run_this_job():
+    """Let Lightning's DDP launcher start ranks 1.. on this job of a multirun, not on the sweep.
+
+    Lightning starts the other ranks by re-running `sys.argv` plus `hydra.run.dir=<HydraConfig
+    run.dir>`. In a multirun job `sys.argv` holds the sweep (`-m model=vit,swin`) and run.dir is
+    not the job's folder, so every rank would run the whole sweep again (Lightning #11300). For
+    the job's duration both describe the job alone: its overrides, without -m, and its folder.
+    Afterwards the launcher's environment (LOCAL_RANK, MASTER_PORT, ...) and process group go,
+    or the next job would take itself for a rank started by torchrun and wait for its peers.
+    """
+    hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
+    if hydra_cfg is None or hydra_cfg.mode != RunMode.MULTIRUN:
+        yield
+        return
+    argv, run_dir, environ = sys.argv, hydra_cfg.run.dir, dict(os.environ)
+    sys.argv = [argv[0], *hydra_cfg.overrides.task]
+    with read_write(hydra_cfg), open_dict(hydra_cfg):
+        hydra_cfg.run.dir = hydra_cfg.runtime.output_dir
+    try:
+        yield
+    finally:
+        sys.argv = argv
+        with read_write(hydra_cfg), open_dict(hydra_cfg):
+            hydra_cfg.run.dir = run_dir
+        os.environ.clear()
+        os.environ.update(environ)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
 def train(cfg: DictConfig) -> tuple[dict, dict[str, float]]:
     """Fit and test the configured model.
 
@@ -95,29 +180,35 @@ def train(cfg: DictConfig) -> tuple[dict, dict[str, float]]:
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)
     pl.seed_everything(cfg.seed, workers=True)
+    resume = prepare_resume(cfg)
     output_dir = Path(cfg.paths.output_dir)
 
     log.info("Data: %s", cfg.data._target_)
     datamodule: pl.LightningDataModule = build(cfg.data)
     log.info("Model: %s", cfg.model._target_)
     model: pl.LightningModule = build(cfg.model)
+    if resume is not None:  # a bad checkpoint stops here, named, before any training
+        check_resumable(read_checkpoint(resume.checkpoint), resume.checkpoint, type(model).__name__)
     gflops = forward_gflops(model, (cfg.data.in_chans, cfg.data.img_size, cfg.data.img_size))
     params = sum(p.numel() for p in model.parameters())
 
     callbacks = instantiate_all(cfg.get("callbacks"))
     loggers = instantiate_all(cfg.get("logger"))
+    if not loggers:  # logger=none: nothing to log the learning rate to (Lightning would refuse)
+        callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.LearningRateMonitor)]
     trainer: pl.Trainer = build(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    trainer.fit(model, datamodule=datamodule, ckpt_path=resume.checkpoint if resume else None)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if cfg.get("export_checkpoint") and trainer.is_global_zero:
         export_checkpoint(trainer, Path(cfg.export_checkpoint))
 
     if cfg.get("test"):
-        has_best = trainer.checkpoint_callback is not None and trainer.checkpoint_callback.best_model_path
-        trainer.test(model, datamodule=datamodule, ckpt_path="best" if has_best else None)
+        # The first ModelCheckpoint (model_checkpoint) is the one that tracks val/acc.
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
 
     speed = next((c for c in callbacks if isinstance(c, TrainSpeed)), None)
@@ -125,7 +216,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict[str, float]]:
         "model": cfg.model_name,
         "dataset": cfg.dataset_name,
         "seed": cfg.seed,
-        "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
+        "overrides": task_overrides(),
         "params": params,
         "gflops": gflops,
         "train_images_per_s": speed.images_per_s if speed else None,
@@ -161,7 +252,8 @@ def finish_wandb() -> None:
 def main(cfg: DictConfig) -> float | None:
     torch.set_float32_matmul_precision("high")
     try:
-        _, metrics = train(cfg)
+        with ddp_children_run_this_job():
+            _, metrics = train(cfg)
     except (ValueError, FileNotFoundError, FloatingPointError) as err:
         raise RunError(f"{type(err).__name__}: {err}") from err
     finally:

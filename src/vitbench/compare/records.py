@@ -77,11 +77,21 @@ def curve_from_metrics(frame: pd.DataFrame) -> list[tuple[float, float]]:
     return [(float(e), float(a)) for e, a in per_epoch.items()]
 
 
-def _read_val_curve(metrics_csv: Path) -> list[tuple[float, float]]:
-    try:
-        return curve_from_metrics(pd.read_csv(metrics_csv))
-    except (OSError, ValueError):  # missing, empty or garbled: the curve is left out, not the run
-        return []
+def _read_val_curve(csv_dir: Path) -> list[tuple[float, float]]:
+    """The validation curve from csv/metrics.csv and, for a resumed run, csv/resumed-N/metrics.csv."""
+    files = [csv_dir / "metrics.csv", *sorted(csv_dir.glob("resumed-*/metrics.csv"), key=_resume_number)]
+    frames = []
+    for file in files:
+        try:
+            frames.append(pd.read_csv(file))
+        except (OSError, ValueError):  # missing, empty or garbled: that part of the curve is left out
+            continue
+    return curve_from_metrics(pd.concat(frames, ignore_index=True)) if frames else []
+
+
+def _resume_number(metrics_csv: Path) -> int:
+    tail = metrics_csv.parent.name.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
 
 
 def read_run(folder: Path) -> RunRecord:
@@ -99,7 +109,7 @@ def read_run(folder: Path) -> RunRecord:
         return RunRecord(str(folder), overrides, reason=reason)
     if isinstance(results.get("overrides"), list):
         overrides = [str(o) for o in results["overrides"]]
-    curve = _read_val_curve(folder / "csv" / "metrics.csv")
+    curve = _read_val_curve(folder / "csv")
     return RunRecord(str(folder), overrides, results, reason, curve)
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any, Literal
 
 import pytorch_lightning as pl
 import torch
 import torchvision
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from vitbench.data.augment import BatchAugment, normalize
 from vitbench.data.readers import make_synthetic, read_cifar, read_fashion_mnist, read_image_folder
@@ -41,6 +42,36 @@ class TensorBatchDataset(Dataset):
         idx = torch.as_tensor(indices, dtype=torch.long)
         # index_select is several times faster than `images[idx]` on CPU.
         return self.images.index_select(0, idx), self.labels.index_select(0, idx)  # (B, C, H, W), (B,)
+
+
+class EpochRandomSampler(RandomSampler):
+    """A shuffle that is a function of (seed, epoch) only, not of the global generator's history.
+
+    Lightning calls `set_epoch` at each epoch start, so a run resumed in the middle of an epoch
+    draws the same order as the run it continues. Under DDP Lightning swaps any RandomSampler
+    for a DistributedSampler, which is seeded by (seed, epoch) in the same way.
+    """
+
+    def __init__(self, data_source: Dataset, seed: int = 0) -> None:
+        super().__init__(data_source, generator=torch.Generator())
+        self.seed = seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.generator.manual_seed(self.seed * 100_003 + epoch)
+
+
+class ResumableLoader(DataLoader):
+    """A DataLoader whose next iteration can skip the batches a checkpoint already trained on."""
+
+    skip_batches = 0
+
+    def __iter__(self):
+        iterator = super().__iter__()
+        skip, self.skip_batches = self.skip_batches, 0
+        for _ in range(skip):  # in-memory batches: skipping costs an index_select each
+            next(iterator)
+        return iterator
 
 
 def collate_batch(batch: Any) -> Any:
@@ -120,6 +151,7 @@ class ImageDataModule(pl.LightningDataModule):
         self.class_names: list[str] | None = None
         self.data_train = self.data_val = self.data_test = None
         self.train_indices = self.val_indices = None
+        self._skip_batches = 0
 
     def _read(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Images uint8 `(N, C, H, W)` and labels int64 `(N,)` of the train or test split."""
@@ -200,10 +232,14 @@ class ImageDataModule(pl.LightningDataModule):
         return self.class_names or [str(i) for i in range(self.num_classes)]
 
     def _loader(self, data: TensorBatchDataset, batch_size: int, train: bool) -> DataLoader:
-        return DataLoader(
+        # Lightning's seed_everything sets PL_GLOBAL_SEED; the shuffle follows the run's seed.
+        seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+        return ResumableLoader(
             data,
             batch_size=batch_size,
-            shuffle=train,
+            sampler=EpochRandomSampler(data, seed) if train else None,
+            # Its own generator: creating an iterator then draws nothing from the global one.
+            generator=torch.Generator().manual_seed(seed),
             # A partial last batch would be an odd-sized, noisier step; keep it only if it is the whole set.
             drop_last=train and len(data) > batch_size,
             num_workers=self.num_workers,
@@ -213,7 +249,22 @@ class ImageDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.data_train, self.batch_size, train=True)
+        loader = self._loader(self.data_train, self.batch_size, train=True)
+        loader.skip_batches, self._skip_batches = self._skip_batches, 0
+        return loader
+
+    def state_dict(self) -> dict[str, Any]:
+        """Saved in every checkpoint: how many batches of the current epoch were trained."""
+        trainer = self.trainer
+        if trainer is None or trainer.state.fn != "fit":
+            return {"batches_done": 0}
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        # A checkpoint at the end of an epoch resumes at the start of the next one.
+        return {"batches_done": 0 if done >= trainer.num_training_batches else done}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resuming mid-epoch: the next training iteration skips the batches already trained."""
+        self._skip_batches = int(state.get("batches_done", 0))
 
     def val_dataloader(self) -> DataLoader | list:
         # val_size=0 means "no validation": Lightning skips the loop for an empty list.

@@ -7,9 +7,12 @@ A variant subclasses :class:`ImageClassifier`, checks its constructor arguments 
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
@@ -89,6 +92,9 @@ class ImageClassifier(pl.LightningModule):
         self.val_metrics = accuracy_metrics(num_classes, "val/")
         self.test_metrics = accuracy_metrics(num_classes, "test/")
         self.val_acc_best = MaxMetric()
+        # Saved in checkpoints (torchmetrics states are not, by default), so a resumed run keeps its best.
+        self.val_acc_best.persistent(True)
+        self._rng_to_restore: dict | None = None
 
     def forward(self, x: Tensor) -> Tensor:
         """Map images ``(B, C, H, W)`` to logits ``(B, num_classes)``."""
@@ -120,8 +126,9 @@ class ImageClassifier(pl.LightningModule):
             return
         if torch.isfinite(loss):
             return
-        callback = self.trainer.checkpoint_callback if self._trainer is not None else None
-        last = (callback.last_model_path or callback.best_model_path) if callback else ""
+        callbacks = self.trainer.checkpoint_callbacks if self._trainer is not None else []
+        saved = [Path(p) for c in callbacks for p in (c.last_model_path, c.best_model_path) if p]
+        last = str(max((p for p in saved if p.is_file()), key=lambda p: p.stat().st_mtime, default=""))
         raise FloatingPointError(
             f"the training loss is {loss.item()} at step {self.global_step} (epoch {self.current_epoch}); "
             f"last good checkpoint: {last or 'none saved yet'}. Lower model.optimizer.lr or set "
@@ -149,11 +156,25 @@ class ImageClassifier(pl.LightningModule):
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         return self._eval_step("test", batch)[0]
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Which variant wrote this file (a resume checks it) and the random state at this step,
+        # so that a resumed run draws the same augmentations and drop-path masks as an unbroken one.
+        checkpoint["vitbench"] = {"module": type(self).__name__, "rng": rng_states()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._rng_to_restore = checkpoint.get("vitbench", {}).get("rng")
+
     def on_train_start(self) -> None:
-        # The sanity check ran validation already; it must not count towards the best.
-        self.val_acc_best.reset()
+        # Restored here, after the sanity check and the loaders' set-up, i.e. right before the
+        # first batch after the checkpoint's step, where the unbroken run drew its next number.
+        if self._rng_to_restore is not None:
+            set_rng_states(self._rng_to_restore)
+            self._rng_to_restore = None
 
     def on_validation_epoch_end(self) -> None:
+        # The sanity check's few batches must not count towards the best.
+        if self.trainer.sanity_checking:
+            return
         # compute() here, before Lightning resets the logged collection at epoch end.
         self.val_acc_best.update(self.val_metrics["acc"].compute())
         self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True, sync_dist=True)
@@ -178,6 +199,31 @@ class ImageClassifier(pl.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "lr"},
         }
+
+
+def rng_states() -> dict[str, Any]:
+    """torch (CPU and CUDA), numpy and Python generator states, as tensors and plain values only,
+    so that a checkpoint holding them still loads with ``torch.load(weights_only=True)``."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    states = {
+        "torch": torch.get_rng_state(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+        "python": list(random.getstate()),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    """Inverse of :func:`rng_states`."""
+    torch.set_rng_state(states["torch"])
+    kind, keys, pos, has_gauss, gauss = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, internal, gauss_next = states["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def _default_optimizer(params: Any) -> torch.optim.Optimizer:

@@ -106,7 +106,9 @@ def _from_checkpoint(path: Path, hint: str) -> tuple[nn.Module, tuple]:
         hparams = ckpt["hyper_parameters"]
         accepted = inspect.signature(CNNModule.__init__).parameters
         module = CNNModule(**{k: v for k, v in hparams.items() if k in accepted})
-        module.load_state_dict(ckpt["state_dict"])
+        # The network's weights only: metric states beside them vary between vitbench versions.
+        weights = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+        module.net.load_state_dict(weights)
     except Exception as err:  # truncated file, foreign pickle, other architecture
         raise TeacherError(
             f"teacher checkpoint {path} is not a readable vitbench model=cnn checkpoint "

@@ -1,0 +1,177 @@
+"""Resume after SIGKILL ends where an unbroken run ends; checkpoints survive a crash mid-write."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from vitbench.checkpoints import (
+    AtomicCheckpointIO,
+    CheckpointError,
+    find_resume,
+    read_checkpoint,
+    wandb_run_id,
+)
+
+VITBENCH_TRAIN = Path(sys.executable).parent / "vitbench-train"
+TESTS = Path(__file__).parent
+
+# 384 training images in batches of 32: 12 steps an epoch, 24 in all; a checkpoint every 5 steps.
+RUN = (
+    "data=synthetic", "data.batch_size=32", "model.embed_dim=32", "model.depth=2", "model.num_heads=2",
+    "trainer.max_epochs=2", "trainer.deterministic=true", "trainer.num_sanity_val_steps=2", "seed=3",
+    "callbacks.step_checkpoint.every_n_train_steps=5", "threads=1",
+)  # fmt: skip
+
+
+def start(*overrides: str, cwd: Path) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_API_KEY"}
+    env["PYTHONPATH"] = os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")])
+    return subprocess.Popen(
+        [str(VITBENCH_TRAIN), *overrides], cwd=cwd, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def finish(proc: subprocess.Popen) -> str:
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    return out + err
+
+
+def results(run_dir: Path) -> dict:
+    return json.loads((run_dir / "results.json").read_text())
+
+
+def test_sigkill_mid_epoch_then_resume_ends_like_an_unbroken_run(tmp_path):
+    unbroken = tmp_path / "outputs" / "unbroken"
+    finish(start(*RUN, f"hydra.run.dir={unbroken}", cwd=tmp_path))
+
+    # Killed at step 17 of 24: in the second epoch, two steps after the step-15 checkpoint.
+    crashed, marker = tmp_path / "outputs" / "crashed", tmp_path / "stalled"
+    proc = start(
+        *RUN, f"hydra.run.dir={crashed}",
+        "+callbacks.stall._target_=stall_callback.StallAt", "+callbacks.stall.step=17", f"+callbacks.stall.marker={marker}",
+        cwd=tmp_path,
+    )  # fmt: skip
+    deadline = time.monotonic() + 240
+    while not marker.exists():
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "the run never reached step 17"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert not (crashed / "results.json").exists()
+    latest = read_checkpoint(crashed / "checkpoints" / "step0000015.ckpt")
+    assert latest["epoch"] == 1  # mid-epoch: 3 of the epoch's 12 steps done
+    assert read_checkpoint(crashed / "checkpoints" / "last.ckpt")["global_step"] == 12  # the epoch end
+    first_wandb_id = wandb_run_id(crashed)
+
+    # The same command plus ckpt_path=last finds the crashed run and finishes it in its folder.
+    log = finish(start(*RUN, "ckpt_path=last", cwd=tmp_path))
+    assert f"Resuming the run in {crashed} from {crashed / 'checkpoints' / 'step0000015.ckpt'}" in log
+
+    resumed, reference = results(crashed), results(unbroken)
+    assert resumed["val_acc_best"] == reference["val_acc_best"]
+    assert resumed["test_acc"] == reference["test_acc"]
+    assert read_checkpoint(crashed / "checkpoints" / "last.ckpt")["global_step"] == 24
+    # The W&B run goes on under the same id; the CSV log of the first part is kept.
+    runs = sorted((crashed / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2 and {r.name.rsplit("-", 1)[1] for r in runs} == {first_wandb_id}
+    assert (crashed / "csv" / "metrics.csv").is_file() and (crashed / "csv" / "resumed-1" / "metrics.csv").is_file()
+
+
+def test_resume_with_other_overrides_names_the_command_that_fits(tmp_path):
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "overrides.yaml").write_text("- model=swin\n- seed=1\n")
+    (run / "checkpoints").mkdir()
+    torch.save({"state_dict": {}}, run / "checkpoints" / "last.ckpt")
+    proc = subprocess.run(
+        [str(VITBENCH_TRAIN), "data=synthetic", f"ckpt_path={run}"], cwd=tmp_path, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "was started with [model=swin seed=1]" in proc.stderr
+    assert f"vitbench-train model=swin seed=1 ckpt_path={run}" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_crash_while_writing_keeps_the_previous_checkpoint(tmp_path):
+    io, path = AtomicCheckpointIO(), tmp_path / "checkpoints" / "last.ckpt"
+    io.save_checkpoint({"state_dict": {"w": torch.ones(3)}, "global_step": 1}, path)
+
+    class Unpicklable:  # fails half-way through torch.save, after the tensors are written
+        def __reduce__(self):
+            raise OSError("disk full")
+
+    big = {"state_dict": {"w": torch.zeros(100_000)}, "global_step": 2, "boom": Unpicklable()}
+    with pytest.raises(OSError, match="disk full"):
+        io.save_checkpoint(big, path)
+    assert io.load_checkpoint(path)["global_step"] == 1
+    assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]  # no temporary file left behind
+
+
+def test_truncated_checkpoint_names_the_file_and_the_previous_one(tmp_path):
+    folder = tmp_path / "checkpoints"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"state_dict": {"w": torch.ones(1000)}, "global_step": 5}, folder / "step0000005.ckpt")
+    io.save_checkpoint({"state_dict": {"w": torch.ones(1000)}, "global_step": 10}, folder / "last.ckpt")
+    data = (folder / "last.ckpt").read_bytes()
+    (folder / "last.ckpt").write_bytes(data[: len(data) // 2])  # what a crash mid-write leaves without the rename
+
+    with pytest.raises(CheckpointError) as err:
+        io.load_checkpoint(folder / "last.ckpt")
+    message = str(err.value)
+    assert str(folder / "last.ckpt") in message and "truncated" in message
+    assert "step0000005.ckpt" in message  # the one to fall back to, which still loads:
+    assert read_checkpoint(folder / "step0000005.ckpt")["global_step"] == 5
+
+
+def test_foreign_checkpoints_are_refused_by_name(tmp_path):
+    plain = tmp_path / "weights.pt"
+    torch.save({"weight": torch.ones(2)}, plain)
+    with pytest.raises(CheckpointError, match="not a Lightning training checkpoint"):
+        read_checkpoint(plain)
+    pickled = tmp_path / "pickled.ckpt"
+    torch.save({"state_dict": {}, "obj": Path("x")}, pickled)  # arbitrary Python objects
+    with pytest.raises(CheckpointError, match="weights_only loading refuses"):
+        read_checkpoint(pickled)
+    empty = tmp_path / "empty.ckpt"
+    empty.touch()
+    with pytest.raises(CheckpointError, match="is empty"):
+        read_checkpoint(empty)
+
+
+def test_resume_from_another_variants_checkpoint_stops_before_training(tmp_path):
+    cnn_run = tmp_path / "cnn"
+    proc = subprocess.run(
+        [str(VITBENCH_TRAIN), "data=synthetic", "debug=fast", "model=cnn", "logger=none", f"hydra.run.dir={cnn_run}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = tmp_path / "cnn.ckpt"  # outside a run folder: resumed into a new folder, if it fitted
+    ckpt.write_bytes((cnn_run / "checkpoints" / "last.ckpt").read_bytes())
+    proc = subprocess.run(
+        [str(VITBENCH_TRAIN), "data=synthetic", "debug=fast", "logger=none", f"ckpt_path={ckpt}",
+         f"hydra.run.dir={tmp_path / 'vit'}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert f"checkpoint {ckpt} was written by CNNModule, but this run builds ViTModule" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert read_checkpoint(ckpt)["global_step"] == 4  # the CNN run's checkpoint is untouched
+
+
+def test_ckpt_path_last_without_an_unfinished_run_says_what_to_pass(tmp_path):
+    with pytest.raises(CheckpointError, match="no unfinished run started with the overrides"):
+        find_resume("last", tmp_path / "new", [tmp_path / "outputs"], ["model=vit"])
