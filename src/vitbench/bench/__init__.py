@@ -2,13 +2,14 @@
 
 from vitbench.bench.cli import bench, build_model, main
 from vitbench.bench.record import FIGURE_KEYS, format_table
-from vitbench.bench.timing import Windows, WindowTimer, bare_training, inference, matmul_gflop_per_s
+from vitbench.bench.timing import BareLoop, Windows, WindowTimer, data_pipeline, inference, matmul_gflop_per_s
 
 __all__ = [
     "FIGURE_KEYS",
     "WindowTimer",
     "Windows",
-    "bare_training",
+    "BareLoop",
+    "data_pipeline",
     "bench",
     "build_model",
     "format_table",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,14 @@ from vitbench.bench.record import (
     peak_memory_mb,
     reset_peak_memory,
 )
-from vitbench.bench.timing import Windows, WindowTimer, bare_training, inference, matmul_gflop_per_s
+from vitbench.bench.timing import (
+    BareLoop,
+    Windows,
+    WindowTimer,
+    data_pipeline,
+    inference,
+    matmul_gflop_per_s,
+)
 from vitbench.config import CONFIG_DIR, register_resolvers
 from vitbench.data import normalize
 from vitbench.flops import forward_gflops
@@ -89,11 +97,16 @@ def job_name(cfg: DictConfig) -> str:
 
 
 def fit_timed(
-    cfg: DictConfig, model: pl.LightningModule, datamodule: pl.LightningDataModule, windows: Windows
+    cfg: DictConfig,
+    model: pl.LightningModule,
+    datamodule: pl.LightningDataModule,
+    windows: Windows,
+    between: Callable[[bool, torch.device], None],
 ) -> tuple[pl.Trainer, WindowTimer, float]:
     """Train through vitbench's Trainer, callbacks and loggers as configured, for ``windows.total``
-    batches without validation; returns the trainer, the timer and the peak memory in MB."""
-    timer = WindowTimer(windows)
+    batches without validation, calling ``between`` at window boundaries (:class:`WindowTimer`);
+    returns the trainer, the timer and the peak memory in MB."""
+    timer = WindowTimer(windows, between)
     loggers = instantiate_all(cfg.get("logger"))
     trainer: pl.Trainer = build(
         cfg.trainer, callbacks=[*instantiate_all(cfg.get("callbacks")), timer], logger=loggers or False,
@@ -133,18 +146,27 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
     model, teacher = build_model(cfg)
     gflops = forward_gflops(model, (cfg.data.in_chans, cfg.data.img_size, cfg.data.img_size))
 
-    trainer, timer, peak_mb = fit_timed(cfg, model, datamodule, windows)
+    # The bare loop trains a copy of the model as it is now, on one batch, in windows that
+    # alternate with vitbench's (see WindowTimer); the data pipeline is timed at the first boundary.
+    x, y = fixed_batch(datamodule, torch.device("cpu"))
+    bare = BareLoop(model, x, y, windows, str(cfg.trainer.precision))
+    data_rates: list[float] = []
 
-    # The same model and optimizer instance; Lightning's teardown moved both to the CPU, and
-    # load_state_dict puts the optimizer's state back beside the parameters.
-    log.info("Timing %s in a bare PyTorch loop", cfg.model_name)
+    def between(first: bool, device: torch.device) -> None:
+        if first:
+            log.info(
+                "Timing the data pipeline, then %s in a bare PyTorch loop between vitbench's windows",
+                cfg.model_name,
+            )
+            loader = datamodule.train_dataloader()
+            data_rates.extend(data_pipeline(loader, datamodule.augment, windows, device))
+        bare(first, device)
+
+    trainer, timer, peak_mb = fit_timed(cfg, model, datamodule, windows, between)
     device, precision = trainer.strategy.root_device, str(trainer.precision)
+    bare_rates, bare_losses = bare.rates, bare.losses
     model.to(device)
-    optimizer = trainer.optimizers[0]
-    optimizer.load_state_dict(optimizer.state_dict())
-    x, y = fixed_batch(datamodule, device)
-    bare_rates, bare_losses = bare_training(model, optimizer, x, y, windows, precision)
-    infer_rates = inference(model, x, windows, precision)
+    infer_rates = inference(model, bare.x, windows, precision)
     matmul = matmul_gflop_per_s(cfg.bench.matmul_size, cfg.bench.matmul_repeats, device)
 
     train_ips, bare_ips = statistics.median(timer.images_per_s), statistics.median(bare_rates)
@@ -161,11 +183,19 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
         "bare_train_images_per_s": bare_ips,
         "framework_ratio": train_ips / bare_ips,
         "inference_images_per_s": statistics.median(infer_rates),
+        "data_images_per_s": statistics.median(data_rates),
+        # How many times faster the input pipeline is than training consumes it (goal: >= 20).
+        "data_margin": statistics.median(data_rates) / train_ips,
         "peak_memory_mb": peak_mb,
         "train_gflop_per_s": train_gflop_per_s,
         "matmul_gflop_per_s": matmul,
         "matmul_fraction": train_gflop_per_s / matmul,
-        "windows_images_per_s": {"train": timer.images_per_s, "bare": bare_rates, "inference": infer_rates},
+        "windows_images_per_s": {
+            "train": timer.images_per_s,
+            "bare": bare_rates,
+            "inference": infer_rates,
+            "data": data_rates,
+        },
         "losses": {"train": [float(v) for v in timer.losses], "bare": bare_losses},
     }
     record = {

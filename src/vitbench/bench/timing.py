@@ -11,9 +11,11 @@ outlier (an epoch boundary with its checkpoint). On a GPU the clock is read afte
 from __future__ import annotations
 
 import contextlib
+import copy
+import itertools
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import pytorch_lightning as pl
@@ -58,19 +60,23 @@ def window_rates(marks: list[tuple[float, int]]) -> list[float]:
 
 
 class WindowTimer(pl.Callback):
-    """Marks the clock at window boundaries of a fit; keeps every batch's training loss.
+    """Times windows of a fit; keeps every batch's training loss.
 
-    The interval between two marks holds everything the Trainer does for those batches:
-    fetching, augmenting, forward, backward, optimizer and scheduler step, metrics, logging,
-    progress bar and any callback.
+    A window holds everything the Trainer does for its batches: fetching, augmenting, forward,
+    backward, optimizer and scheduler step, metrics, logging, progress bar and any callback.
+    At each window boundary (the end of warm-up, then of every window) the clock stops and
+    ``between(first, device)`` runs (the bare loop's warm-up when ``first``, else one of its windows), so
+    the two measurements alternate in time: a machine whose speed drifts (a shared host,
+    turbo, thermal limits) slows both alike and their ratio stays honest.
     """
 
-    def __init__(self, windows: Windows) -> None:
-        self.windows = windows
+    def __init__(self, windows: Windows, between: Callable[[bool, torch.device], None] | None = None) -> None:
+        self.windows, self.between = windows, between
         self.batches = 0
         self.images = 0
-        self.marks: list[tuple[float, int]] = []
+        self.rates: list[float] = []
         self.losses: list[Tensor] = []
+        self._start: tuple[float, int] | None = None
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         self.batches += 1
@@ -78,26 +84,33 @@ class WindowTimer(pl.Callback):
             self.images += len(batch[0])
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         self.losses.append(loss.detach())
-        if self.windows.is_boundary(self.batches):
-            synchronize(pl_module.device)
-            self.marks.append((time.perf_counter(), self.images))
+        if not self.windows.is_boundary(self.batches):
+            return
+        synchronize(pl_module.device)
+        if self._start is not None:
+            t0, n0 = self._start
+            self.rates.append((self.images - n0) / (time.perf_counter() - t0))
+        if self.between is not None:
+            self.between(self._start is None, pl_module.device)
+        synchronize(pl_module.device)
+        self._start = (time.perf_counter(), self.images)
 
     @property
     def images_per_s(self) -> list[float]:
         """Images/s of each complete window (fewer than ``repeats`` if the fit stopped early)."""
-        return window_rates(self.marks)
+        return self.rates
 
 
-def run_windows(
-    step: Callable[[], None], windows: Windows, batch_size: int, device: torch.device
-) -> list[float]:
-    """Call ``step`` (one batch of ``batch_size`` images) ``windows.total`` times; images/s per window."""
-    marks = []
+def run_windows(step: Callable[[], int], windows: Windows, device: torch.device) -> list[float]:
+    """Call ``step`` (one batch; returns its number of images) ``windows.total`` times; images/s per window."""
+    marks, images = [], 0
     for done in range(1, windows.total + 1):
-        step()
+        n = step()
+        if done > windows.warmup:
+            images += n
         if windows.is_boundary(done):
             synchronize(device)
-            marks.append((time.perf_counter(), (done - windows.warmup) * batch_size))
+            marks.append((time.perf_counter(), images))
     return window_rates(marks)
 
 
@@ -113,39 +126,68 @@ def autocast(precision: str, device: torch.device) -> contextlib.AbstractContext
     return torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
 
 
-def bare_training(
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    x: Tensor,
-    y: Tensor,
-    windows: Windows,
-    precision: str = "32-true",
-) -> tuple[list[float], list[float]]:
-    """Train on one in-memory batch with no framework: forward, loss, backward, step, zero_grad.
+class BareLoop:
+    """A bare PyTorch training loop, run a window at a time: forward, loss, backward, step, zero_grad.
 
-    The loss is the model's own ``training_loss(x, y)`` (cross-entropy with its label
-    smoothing; DeiT adds its teacher's forward and the distillation term), so both paths
-    optimize the same objective. No scheduler step, no metrics, no logging.
+    It trains its own copy of the model (same weights and optimizer settings as vitbench's at
+    the start) on one in-memory batch, so that it can run between vitbench's windows without
+    touching the model being fitted. The loss is the model's own ``training_loss(x, y)``
+    (cross-entropy with its label smoothing; DeiT adds its teacher's forward and the
+    distillation term), so both paths optimize the same objective. No scheduler step, no
+    metrics, no logging.
 
     Args:
-        x: normalized float images ``(B, C, H, W)`` on the model's device; y: labels ``(B,)``.
-
-    Returns:
-        Images/s of each window, and the loss of every step.
+        model: an ``ImageClassifier``; copied, the original is left alone.
+        x: normalized float images ``(B, C, H, W)``; y: labels ``(B,)``. Moved to the device on the first window.
     """
-    model.train()
-    losses: list[Tensor] = []
 
-    def step() -> None:
-        with autocast(precision, x.device):
-            loss, _ = model.training_loss(x, y)
+    def __init__(
+        self, model: torch.nn.Module, x: Tensor, y: Tensor, windows: Windows, precision: str = "32-true"
+    ) -> None:
+        self.model = copy.deepcopy(model)
+        self.model.scheduler_factory = None  # configure_optimizers then needs no Trainer
+        optimizer = self.model.configure_optimizers()
+        self.optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
+        self.x, self.y, self.windows, self.precision = x, y, windows, precision
+        self.rates: list[float] = []
+        self.losses: list[float] = []
+
+    def step(self) -> None:
+        with autocast(self.precision, self.x.device):
+            loss, _ = self.model.training_loss(self.x, self.y)
         loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        losses.append(loss.detach())
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        self.losses.append(float(loss.detach()))
 
-    rates = run_windows(step, windows, len(x), x.device)
-    return rates, [float(v) for v in losses]
+    def __call__(self, warmup: bool, device: torch.device | None = None) -> None:
+        """Run the warm-up (untimed) or one timed window."""
+        if warmup:
+            device = device or self.x.device
+            self.model.to(device).train()
+            self.x, self.y = self.x.to(device), self.y.to(device)
+            for _ in range(self.windows.warmup):
+                self.step()
+            return
+        synchronize(self.x.device)
+        start = time.perf_counter()
+        for _ in range(self.windows.steps):
+            self.step()
+        synchronize(self.x.device)
+        self.rates.append(self.windows.steps * len(self.x) / (time.perf_counter() - start))
+
+
+def data_pipeline(loader: Iterable, augment: Callable, windows: Windows, device: torch.device) -> list[float]:
+    """Images/s of each window of the training input alone: loader batches moved to ``device``
+    and augmented (crop, flip, mixup, normalize) as the model would receive them, no model."""
+    batches = itertools.cycle(loader)
+
+    def step() -> int:
+        x, y = next(batches)
+        x, _ = augment(x.to(device, non_blocking=True), y.to(device, non_blocking=True))
+        return len(x)
+
+    return run_windows(step, windows, device)
 
 
 def inference(model: torch.nn.Module, x: Tensor, windows: Windows, precision: str = "32-true") -> list[float]:
@@ -153,7 +195,7 @@ def inference(model: torch.nn.Module, x: Tensor, windows: Windows, precision: st
     model.eval()
     try:
         with torch.no_grad(), autocast(precision, x.device):
-            return run_windows(lambda: model(x), windows, len(x), x.device)
+            return run_windows(lambda: len(model(x)), windows, x.device)
     finally:
         model.train()
 

@@ -1,8 +1,9 @@
 """The one LightningModule that every vitbench variant shares.
 
-A variant subclasses :class:`ImageClassifier`, checks its constructor arguments and sets
+A variant subclasses :class:`ImageClassifier`, checks its constructor arguments, sets
 ``self.net`` to a timm model whose ``forward(x)`` maps ``(B, C, H, W)`` images to
-``(B, num_classes)`` logits. Steps, loss, metrics and optimisation live here only.
+``(B, num_classes)`` logits and passes its speed switches to :meth:`~ImageClassifier.set_speed_options`.
+Steps, loss, metrics and optimisation live here only.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ class ImageClassifier(pl.LightningModule):
 
     Subclasses change behaviour through three seams instead of copying a step method:
     ``forward`` (logits used for evaluation), ``training_loss`` (the training objective) and
-    ``_eval_step`` (evaluation of one batch).
+    ``_eval_step`` (evaluation of one batch); and, when they call parts of ``self.net`` rather
+    than ``self.net(x)``, ``compiled_modules`` (what ``compile=True`` compiles).
 
     Args:
         num_classes: Number of classes K.
@@ -95,9 +97,60 @@ class ImageClassifier(pl.LightningModule):
         # Saved in checkpoints (torchmetrics states are not, by default), so a resumed run keeps its best.
         self.val_acc_best.persistent(True)
         self._rng_to_restore: dict | None = None
+        # Off until the subclass calls set_speed_options with its switches.
+        self.compile_net = False
+        self.channels_last = False
+
+    def set_speed_options(
+        self, compile: bool = False, channels_last: bool = False, fused_attn: bool | None = None
+    ) -> None:
+        """Apply the speed switches to ``self.net``; a subclass calls this once the network is built.
+
+        None of them changes the state_dict keys (``net.*``) or what the network computes beyond
+        float rounding, so a checkpoint loads into a model built with or without them.
+
+        Args:
+            compile: Compile the modules of :meth:`compiled_modules` in place with
+                ``nn.Module.compile`` (``torch.compile`` of their ``__call__``). Done in
+                :meth:`configure_model`, i.e. when a Trainer sets up, not here: the FLOP count
+                taken before fit and a model used outside a Trainer stay eager, and a DeiT
+                teacher, which is not a submodule, is never compiled.
+            channels_last: Put the network's 4-D weights in channels-last (NHWC) memory format
+                and convert the input ``(B, C, H, W)`` to it in :meth:`forward`; convolutions
+                then run on NHWC kernels (oneDNN on the CPU, cuDNN on the GPU).
+            fused_attn: Set ``fused_attn`` on every attention module of the net that has one
+                (timm's ViT ``Attention``, Swin's ``WindowAttention``): True runs
+                ``F.scaled_dot_product_attention``, False the explicit ``softmax(q k^T) v``.
+                None keeps what timm chose at construction (``TIMM_FUSED_ATTN``).
+        """
+        self.compile_net = compile
+        self.channels_last = channels_last
+        if channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        if fused_attn is not None:
+            attention = [m for m in self.net.modules() if hasattr(m, "fused_attn")]
+            if not attention:
+                raise ValueError(
+                    f"model.fused_attn={fused_attn}, but {type(self.net).__name__} has no attention module "
+                    "with a fused_attn switch; remove the key."
+                )
+            for module in attention:
+                module.fused_attn = fused_attn
+
+    def compiled_modules(self) -> list[nn.Module]:
+        """The modules that ``compile=True`` compiles: the ones the forward pass calls."""
+        return [self.net]
+
+    def configure_model(self) -> None:
+        # Lightning calls this at every fit, validate and test: compile once.
+        for module in self.compiled_modules() if self.compile_net else []:
+            if module._compiled_call_impl is None:
+                module.compile()
 
     def forward(self, x: Tensor) -> Tensor:
         """Map images ``(B, C, H, W)`` to logits ``(B, num_classes)``."""
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x)
 
     def training_loss(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:

@@ -34,6 +34,7 @@ class CNNModule(ImageClassifier):
         layers: Basic blocks in each of the four stages.
         stem_stride: Stride of the 3x3 stem conv, 1 or 2.
         drop_path_rate: Stochastic-depth rate of the last block.
+        channels_last, compile: See :meth:`ImageClassifier.set_speed_options`.
         optimizer, scheduler, label_smoothing: See :class:`ImageClassifier`.
     """
 
@@ -45,6 +46,8 @@ class CNNModule(ImageClassifier):
         layers: Sequence[int] = (1, 1, 1, 1),
         stem_stride: int = 2,
         drop_path_rate: float = 0.0,
+        channels_last: bool = False,
+        compile: bool = False,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., LRScheduler] | None = None,
         label_smoothing: float = 0.0,
@@ -74,3 +77,4 @@ class CNNModule(ImageClassifier):
         self.net.conv1 = nn.Conv2d(in_chans, channels[0], 3, stride=stem_stride, padding=1, bias=False)
         nn.init.kaiming_normal_(self.net.conv1.weight, mode="fan_out", nonlinearity="relu")
         self.net.maxpool = nn.Identity()
+        self.set_speed_options(compile=compile, channels_last=channels_last)

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 from timm.models.deit import VisionTransformerDistilled
-from torch import Tensor
+from torch import Tensor, nn
 from torch.optim.lr_scheduler import LRScheduler
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
@@ -64,6 +64,8 @@ class DeiTModule(ImageClassifier):
         num_heads: int = 4,
         mlp_ratio: float = 2.0,
         drop_path_rate: float = 0.0,
+        fused_attn: bool = True,
+        compile: bool = False,
         distillation: dict[str, Any] | None = None,
         teacher: dict[str, Any] | None = None,
         data_mean: Sequence[float] = (0.5,),
@@ -81,6 +83,7 @@ class DeiTModule(ImageClassifier):
         data_mean, data_std = [float(m) for m in data_mean], [float(s) for s in data_std]
         super().__init__(num_classes, optimizer, scheduler, label_smoothing)
         self.net = VisionTransformerDistilled(**args)
+        self.set_speed_options(compile=compile, fused_attn=fused_attn)
         kind: DistillationKind = distillation["kind"]
         self.criterion = DistillationLoss(kind, distillation["alpha"], distillation["tau"], label_smoothing)
         self.val_head_metrics = head_metrics(num_classes, "val/")
@@ -102,6 +105,11 @@ class DeiTModule(ImageClassifier):
         """Attach the frozen teacher, or None. Kept in ``__dict__``, not as a submodule, so it is
         neither optimized nor saved in the checkpoint."""
         self.__dict__["teacher"] = teacher
+
+    def compiled_modules(self) -> list[nn.Module]:
+        # heads() calls forward_features and the two heads, never net.__call__, which is what
+        # nn.Module.compile wraps: compile the transformer blocks, where the compute is.
+        return [self.net.blocks]
 
     def heads(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Images ``(B, C, H, W)`` -> class-head and distillation-head logits, each ``(B, K)``."""

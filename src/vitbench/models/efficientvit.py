@@ -56,6 +56,7 @@ class EfficientViTModule(ImageClassifier):
         expand_ratio: MBConv and MLP expansion ratio.
         head_widths: Widths of the two-layer classifier head.
         drop_rate: Dropout before the final linear layer.
+        channels_last, compile: See :meth:`ImageClassifier.set_speed_options`.
         optimizer, scheduler, label_smoothing: See :class:`ImageClassifier`.
     """
 
@@ -70,6 +71,8 @@ class EfficientViTModule(ImageClassifier):
         expand_ratio: float = 4.0,
         head_widths: Sequence[int] = (256, 256),
         drop_rate: float = 0.0,
+        channels_last: bool = False,
+        compile: bool = False,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., LRScheduler] | None = None,
         label_smoothing: float = 0.0,
@@ -89,6 +92,7 @@ class EfficientViTModule(ImageClassifier):
             drop_rate=drop_rate,
             num_classes=num_classes,
         )
+        self.set_speed_options(compile=compile, channels_last=channels_last)
 
 
 def check_efficientvit_shape(

@@ -51,6 +51,7 @@ class SwinModule(ImageClassifier):
         window_size: Side of an attention window; at most the first stage's grid.
         mlp_ratio: Hidden width of the MLP relative to the stage width.
         drop_path_rate: Stochastic-depth rate of the last block.
+        fused_attn, compile: See :meth:`ImageClassifier.set_speed_options`.
         optimizer, scheduler, label_smoothing: See :class:`ImageClassifier`.
     """
 
@@ -66,6 +67,8 @@ class SwinModule(ImageClassifier):
         window_size: int = 4,
         mlp_ratio: float = 2.0,
         drop_path_rate: float = 0.0,
+        fused_attn: bool = False,
+        compile: bool = False,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., LRScheduler] | None = None,
         label_smoothing: float = 0.0,
@@ -86,6 +89,7 @@ class SwinModule(ImageClassifier):
             mlp_ratio=mlp_ratio,
             drop_path_rate=drop_path_rate,
         )
+        self.set_speed_options(compile=compile, fused_attn=fused_attn)
 
 
 def check_swin_shape(

@@ -60,6 +60,7 @@ class ViTModule(ImageClassifier):
         num_heads: Attention heads per block.
         mlp_ratio: Hidden width of the MLP relative to ``embed_dim``.
         drop_path_rate: Stochastic-depth rate of the last block (linear in depth).
+        fused_attn, compile: See :meth:`ImageClassifier.set_speed_options`.
         optimizer, scheduler, label_smoothing: See :class:`ImageClassifier`.
     """
 
@@ -74,6 +75,8 @@ class ViTModule(ImageClassifier):
         num_heads: int = 4,
         mlp_ratio: float = 2.0,
         drop_path_rate: float = 0.0,
+        fused_attn: bool = True,
+        compile: bool = False,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., LRScheduler] | None = None,
         label_smoothing: float = 0.0,
@@ -83,3 +86,4 @@ class ViTModule(ImageClassifier):
         )
         super().__init__(num_classes, optimizer, scheduler, label_smoothing)
         self.net = VisionTransformer(**args)
+        self.set_speed_options(compile=compile, fused_attn=fused_attn)
