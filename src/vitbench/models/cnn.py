@@ -46,7 +46,7 @@ class CNNModule(ImageClassifier):
         layers: Sequence[int] = (1, 1, 1, 1),
         stem_stride: int = 2,
         drop_path_rate: float = 0.0,
-        channels_last: bool = False,
+        channels_last: bool = True,
         compile: bool = False,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., LRScheduler] | None = None,

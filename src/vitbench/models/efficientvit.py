@@ -71,7 +71,7 @@ class EfficientViTModule(ImageClassifier):
         expand_ratio: float = 4.0,
         head_widths: Sequence[int] = (256, 256),
         drop_rate: float = 0.0,
-        channels_last: bool = False,
+        channels_last: bool = True,
         compile: bool = False,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., LRScheduler] | None = None,
