@@ -134,3 +134,22 @@ def test_cli_sweep_writes_one_record_per_job_and_a_summary(tmp_path):
     assert [json.loads(p.read_text())["variants"][0]["model"] for p in jobs] == ["vit", "cnn"]
     summary = json.loads((tmp_path / "bench.json").read_text())
     assert [v["model"] for v in summary["variants"]] == ["vit", "cnn"]
+
+
+def test_speed_switches_are_timed_against_the_default(tmp_path):
+    cfg = compose_bench(tmp_path / "run", *TINY, "bench.options=[fused_attn,fused_adamw,channels_last]")
+    (entry,) = bench(cfg)["variants"]
+    # channels_last exists for the convolutional variants only: skipped for the ViT.
+    assert [s["override"] for s in entry["switches"]] == ["model.fused_attn=false", "model.optimizer.fused=false"]
+    for switch in entry["switches"]:
+        windows = switch["windows_images_per_s"]
+        assert len(windows["default"]) == len(windows["switched"]) == 2
+        assert switch["speedup"] == pytest.approx(
+            sum(s / d for s, d in zip(windows["switched"], windows["default"], strict=True)) / 2
+        )
+
+
+def test_an_unknown_switch_is_named(tmp_path):
+    cfg = compose_bench(tmp_path / "run", *TINY, "bench.options=[turbo]")
+    with pytest.raises(ValueError, match="'turbo' is not one of fused_attn"):
+        bench(cfg)

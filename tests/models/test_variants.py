@@ -110,3 +110,12 @@ def test_hydra_lists_become_tuples_in_hparams():
     )
     assert model.hparams["depths"] == (1, 1) and type(model.hparams["depths"]) is tuple
     assert type(model.hparams["num_heads"]) is tuple
+
+
+def test_vit_with_average_pooling_has_no_class_token():
+    small = dict(num_classes=10, img_size=28, in_chans=1, patch_size=7, embed_dim=32, depth=1, num_heads=2)
+    model = ViTModule(**small, global_pool="avg")
+    assert model.net.cls_token is None and model.net.pos_embed.shape[1] == 16  # the 4x4 patches only
+    assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    with pytest.raises(ValueError, match="model.global_pool='max' must be token"):
+        ViTModule(**small, global_pool="max")

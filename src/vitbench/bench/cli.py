@@ -20,6 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from vitbench.bench.options import check_switch_names, format_switches, measure_switches
 from vitbench.bench.record import (
     format_table,
     machine,
@@ -40,7 +41,7 @@ from vitbench.data import normalize
 from vitbench.flops import forward_gflops
 from vitbench.models.teacher import Teacher
 from vitbench.results import write_json_atomic
-from vitbench.train import build, finish_wandb, instantiate_all
+from vitbench.train import RunError, build, finish_wandb, instantiate_all
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -141,6 +142,7 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)
     windows = Windows(cfg.bench.warmup_steps, cfg.bench.steps, cfg.bench.repeats)
+    check_switch_names(cfg.bench.get("options"))
     pl.seed_everything(cfg.seed, workers=True)
     datamodule: pl.LightningDataModule = build(cfg.data)
     model, teacher = build_model(cfg)
@@ -168,6 +170,7 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
     model.to(device)
     infer_rates = inference(model, bare.x, windows, precision)
     matmul = matmul_gflop_per_s(cfg.bench.matmul_size, cfg.bench.matmul_repeats, device)
+    switches = measure_switches(cfg, build_model, x, y, windows, device)
 
     train_ips, bare_ips = statistics.median(timer.images_per_s), statistics.median(bare_rates)
     train_gflop_per_s = 3 * gflops * train_ips  # backward costs about twice the forward
@@ -182,7 +185,9 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
         "train_images_per_s": train_ips,
         "bare_train_images_per_s": bare_ips,
         # Window by window: each vitbench window against the bare window that ran right after it.
-        "framework_ratio": statistics.median(t / b for t, b in zip(timer.images_per_s, bare_rates, strict=True)),
+        "framework_ratio": statistics.median(
+            t / b for t, b in zip(timer.images_per_s, bare_rates, strict=True)
+        ),
         "inference_images_per_s": statistics.median(infer_rates),
         "data_images_per_s": statistics.median(data_rates),
         # How many times faster the input pipeline is than training consumes it (goal: >= 20).
@@ -198,6 +203,7 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
             "data": data_rates,
         },
         "losses": {"train": [float(v) for v in timer.losses], "bare": bare_losses},
+        "switches": switches,
     }
     record = {
         "machine": {**machine(device), "load_average_1min": load_average},
@@ -205,6 +211,10 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
         "variants": [entry],
     }
     write_records(Path(cfg.paths.output_dir), record)
+    if switches:
+        log.info(
+            "Speed switches (bare loop, alternating windows):\n%s", format_switches(cfg.model_name, switches)
+        )
     return record
 
 
@@ -223,5 +233,7 @@ def main(cfg: DictConfig) -> None:
     torch.set_float32_matmul_precision("high")  # as vitbench-train sets it
     try:
         bench(cfg)
+    except (ValueError, FileNotFoundError) as err:  # a bad value: its message, no traceback
+        raise RunError(f"{type(err).__name__}: {err}") from err
     finally:
         finish_wandb()

@@ -11,11 +11,11 @@ outlier (an epoch boundary with its checkpoint). On a GPU the clock is read afte
 from __future__ import annotations
 
 import contextlib
-import copy
 import itertools
 import statistics
 import time
 from collections.abc import Callable, Iterable
+from copy import deepcopy
 from dataclasses import dataclass
 
 import pytorch_lightning as pl
@@ -137,14 +137,20 @@ class BareLoop:
     metrics, no logging.
 
     Args:
-        model: an ``ImageClassifier``; copied, the original is left alone.
+        model: an ``ImageClassifier``; copied (the original is left alone) unless ``copy=False``.
         x: normalized float images ``(B, C, H, W)``; y: labels ``(B,)``. Moved to the device on the first window.
     """
 
     def __init__(
-        self, model: torch.nn.Module, x: Tensor, y: Tensor, windows: Windows, precision: str = "32-true"
+        self,
+        model: torch.nn.Module,
+        x: Tensor,
+        y: Tensor,
+        windows: Windows,
+        precision: str = "32-true",
+        copy: bool = True,
     ) -> None:
-        self.model = copy.deepcopy(model)
+        self.model = deepcopy(model) if copy else model
         self.model.scheduler_factory = None  # configure_optimizers then needs no Trainer
         optimizer = self.model.configure_optimizers()
         self.optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
