@@ -48,6 +48,7 @@ class DeiTModule(ImageClassifier):
             and for training only with ``kind="none"``.
         data_mean, data_std: the student's normalization, so the teacher's input can be adapted.
         dataset: the dataset's name, for the messages that say how to make a teacher.
+        global_pool: ``"token"`` only: DeiT classifies its class and distillation tokens.
         Other args: as :class:`ViTModule` and :class:`ImageClassifier`.
     """
 
@@ -64,6 +65,7 @@ class DeiTModule(ImageClassifier):
         num_heads: int = 4,
         mlp_ratio: float = 2.0,
         drop_path_rate: float = 0.0,
+        global_pool: str = "token",
         fused_attn: bool = True,
         compile: bool = False,
         distillation: dict[str, Any] | None = None,
@@ -75,6 +77,11 @@ class DeiTModule(ImageClassifier):
         scheduler: Callable[..., LRScheduler] | None = None,
         label_smoothing: float = 0.0,
     ) -> None:
+        if global_pool != "token":
+            raise ValueError(
+                f"model.global_pool={global_pool!r}: DeiT classifies its class and distillation tokens; "
+                "use model.global_pool=token (average pooling exists for model=vit)."
+            )
         args = vit_arguments(
             img_size, patch_size, in_chans, num_classes, embed_dim, depth, num_heads, mlp_ratio, drop_path_rate
         )
