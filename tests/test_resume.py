@@ -25,6 +25,7 @@ VITBENCH_TRAIN = Path(sys.executable).parent / "vitbench-train"
 TESTS = Path(__file__).parent
 
 # 384 training images in batches of 32: 12 steps an epoch, 24 in all; a checkpoint every 5 steps.
+# The first epoch must not be enough to learn the task, so a wrong resume shows in the result.
 RUN = (
     "data=synthetic", "data.batch_size=32", "model.embed_dim=32", "model.depth=2", "model.num_heads=2",
     "trainer.max_epochs=2", "trainer.deterministic=true", "trainer.num_sanity_val_steps=2", "seed=3",
@@ -51,43 +52,51 @@ def results(run_dir: Path) -> dict:
     return json.loads((run_dir / "results.json").read_text())
 
 
-def test_sigkill_mid_epoch_then_resume_ends_like_an_unbroken_run(tmp_path):
-    unbroken = tmp_path / "outputs" / "unbroken"
-    finish(start(*RUN, f"hydra.run.dir={unbroken}", cwd=tmp_path))
+@pytest.fixture(scope="module")
+def unbroken(tmp_path_factory) -> dict:
+    """The record of the run that is never interrupted."""
+    cwd = tmp_path_factory.mktemp("unbroken")
+    finish(start(*RUN, f"hydra.run.dir={cwd / 'run'}", cwd=cwd))
+    return results(cwd / "run")
 
-    # Killed at step 17 of 24: in the second epoch, two steps after the step-15 checkpoint.
+
+# Killed at step 17 of 24: mid-epoch, two steps after the step-15 checkpoint (3 of the epoch's 12
+# steps done). Killed at step 13: the newest checkpoint is the end of epoch 0 (last.ckpt, step 12).
+@pytest.mark.parametrize(("kill_at", "newest", "epoch"), [(17, "step0000015.ckpt", 1), (13, "last.ckpt", 0)])
+def test_sigkill_then_resume_ends_like_an_unbroken_run(tmp_path, unbroken, kill_at, newest, epoch):
     crashed, marker = tmp_path / "outputs" / "crashed", tmp_path / "stalled"
     proc = start(
         *RUN, f"hydra.run.dir={crashed}",
-        "+callbacks.stall._target_=stall_callback.StallAt", "+callbacks.stall.step=17", f"+callbacks.stall.marker={marker}",
+        "+callbacks.stall._target_=stall_callback.StallAt", f"+callbacks.stall.step={kill_at}",
+        f"+callbacks.stall.marker={marker}",
         cwd=tmp_path,
     )  # fmt: skip
     deadline = time.monotonic() + 240
     while not marker.exists():
         assert proc.poll() is None, proc.communicate()[1][-3000:]
-        assert time.monotonic() < deadline, "the run never reached step 17"
+        assert time.monotonic() < deadline, f"the run never reached step {kill_at}"
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
     assert not (crashed / "results.json").exists()
-    latest = read_checkpoint(crashed / "checkpoints" / "step0000015.ckpt")
-    assert latest["epoch"] == 1  # mid-epoch: 3 of the epoch's 12 steps done
-    assert read_checkpoint(crashed / "checkpoints" / "last.ckpt")["global_step"] == 12  # the epoch end
+    assert read_checkpoint(crashed / "checkpoints" / newest)["epoch"] == epoch
     first_wandb_id = wandb_run_id(crashed)
 
     # The same command plus ckpt_path=last finds the crashed run and finishes it in its folder.
     log = finish(start(*RUN, "ckpt_path=last", cwd=tmp_path))
-    assert f"Resuming the run in {crashed} from {crashed / 'checkpoints' / 'step0000015.ckpt'}" in log
+    assert f"Resuming the run in {crashed} from {crashed / 'checkpoints' / newest}" in log
 
-    resumed, reference = results(crashed), results(unbroken)
-    assert resumed["val_acc_best"] == reference["val_acc_best"]
-    assert resumed["test_acc"] == reference["test_acc"]
+    resumed = results(crashed)
+    assert resumed["val_acc_best"] == unbroken["val_acc_best"]
+    assert resumed["test_acc"] == unbroken["test_acc"]
     assert read_checkpoint(crashed / "checkpoints" / "last.ckpt")["global_step"] == 24
     # The W&B run goes on under the same id; the CSV log of the first part is kept.
     runs = sorted((crashed / "wandb").glob("offline-run-*"))
     assert len(runs) == 2 and {r.name.rsplit("-", 1)[1] for r in runs} == {first_wandb_id}
-    assert (crashed / "csv" / "metrics.csv").is_file() and (crashed / "csv" / "resumed-1" / "metrics.csv").is_file()
+    assert (crashed / "csv" / "metrics.csv").is_file() and (
+        crashed / "csv" / "resumed-1" / "metrics.csv"
+    ).is_file()
 
 
 def test_resume_with_other_overrides_names_the_command_that_fits(tmp_path):
@@ -127,7 +136,9 @@ def test_truncated_checkpoint_names_the_file_and_the_previous_one(tmp_path):
     io.save_checkpoint({"state_dict": {"w": torch.ones(1000)}, "global_step": 5}, folder / "step0000005.ckpt")
     io.save_checkpoint({"state_dict": {"w": torch.ones(1000)}, "global_step": 10}, folder / "last.ckpt")
     data = (folder / "last.ckpt").read_bytes()
-    (folder / "last.ckpt").write_bytes(data[: len(data) // 2])  # what a crash mid-write leaves without the rename
+    (folder / "last.ckpt").write_bytes(
+        data[: len(data) // 2]
+    )  # what a crash mid-write leaves without the rename
 
     with pytest.raises(CheckpointError) as err:
         io.load_checkpoint(folder / "last.ckpt")

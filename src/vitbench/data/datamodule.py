@@ -52,10 +52,12 @@ class EpochRandomSampler(RandomSampler):
     for a DistributedSampler, which is seeded by (seed, epoch) in the same way.
     """
 
-    def __init__(self, data_source: Dataset, seed: int = 0) -> None:
+    def __init__(self, data_source: Dataset, seed: int = 0, epoch: int = 0) -> None:
         super().__init__(data_source, generator=torch.Generator())
         self.seed = seed
-        self.set_epoch(0)
+        # A resumed run builds its loader, and Lightning draws the first batches, before calling
+        # set_epoch: the epoch is known from the start.
+        self.set_epoch(epoch)
 
     def set_epoch(self, epoch: int) -> None:
         self.generator.manual_seed(self.seed * 100_003 + epoch)
@@ -151,7 +153,7 @@ class ImageDataModule(pl.LightningDataModule):
         self.class_names: list[str] | None = None
         self.data_train = self.data_val = self.data_test = None
         self.train_indices = self.val_indices = None
-        self._skip_batches = 0
+        self._skip_batches = self._resume_epoch = 0
 
     def _read(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Images uint8 `(N, C, H, W)` and labels int64 `(N,)` of the train or test split."""
@@ -231,13 +233,13 @@ class ImageDataModule(pl.LightningDataModule):
         """Class names where the dataset has them, else "0".."K-1"."""
         return self.class_names or [str(i) for i in range(self.num_classes)]
 
-    def _loader(self, data: TensorBatchDataset, batch_size: int, train: bool) -> DataLoader:
+    def _loader(self, data: TensorBatchDataset, batch_size: int, train: bool, epoch: int = 0) -> DataLoader:
         # Lightning's seed_everything sets PL_GLOBAL_SEED; the shuffle follows the run's seed.
         seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
         return ResumableLoader(
             data,
             batch_size=batch_size,
-            sampler=EpochRandomSampler(data, seed) if train else None,
+            sampler=EpochRandomSampler(data, seed, epoch) if train else None,
             # Its own generator: creating an iterator then draws nothing from the global one.
             generator=torch.Generator().manual_seed(seed),
             # A partial last batch would be an odd-sized, noisier step; keep it only if it is the whole set.
@@ -249,7 +251,7 @@ class ImageDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        loader = self._loader(self.data_train, self.batch_size, train=True)
+        loader = self._loader(self.data_train, self.batch_size, train=True, epoch=self._resume_epoch)
         loader.skip_batches, self._skip_batches = self._skip_batches, 0
         return loader
 
@@ -257,13 +259,17 @@ class ImageDataModule(pl.LightningDataModule):
         """Saved in every checkpoint: how many batches of the current epoch were trained."""
         trainer = self.trainer
         if trainer is None or trainer.state.fn != "fit":
-            return {"batches_done": 0}
+            return {"epoch": 0, "batches_done": 0}
         done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
         # A checkpoint at the end of an epoch resumes at the start of the next one.
-        return {"batches_done": 0 if done >= trainer.num_training_batches else done}
+        if done >= trainer.num_training_batches:
+            return {"epoch": trainer.current_epoch + 1, "batches_done": 0}
+        return {"epoch": trainer.current_epoch, "batches_done": done}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Resuming mid-epoch: the next training iteration skips the batches already trained."""
+        """Resuming: the next training iteration shuffles as that epoch does and skips the batches
+        already trained."""
+        self._resume_epoch = int(state.get("epoch", 0))
         self._skip_batches = int(state.get("batches_done", 0))
 
     def val_dataloader(self) -> DataLoader | list:
