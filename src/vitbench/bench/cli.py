@@ -202,7 +202,7 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
             "inference": infer_rates,
             "data": data_rates,
         },
-        "losses": {"train": [float(v) for v in timer.losses], "bare": bare_losses},
+        "losses": {"train": [float(v) for v in timer.losses], "bare": [float(v) for v in bare_losses]},
         "switches": switches,
     }
     record = {

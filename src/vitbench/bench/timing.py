@@ -156,7 +156,7 @@ class BareLoop:
         self.optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
         self.x, self.y, self.windows, self.precision = x, y, windows, precision
         self.rates: list[float] = []
-        self.losses: list[float] = []
+        self.losses: list[Tensor] = []  # kept on the device: reading one per step would wait for a GPU
 
     def step(self) -> None:
         with autocast(self.precision, self.x.device):
@@ -164,7 +164,7 @@ class BareLoop:
         loss.backward()
         self.optimizer.step()
         self.optimizer.zero_grad()
-        self.losses.append(float(loss.detach()))
+        self.losses.append(loss.detach())
 
     def __call__(self, warmup: bool, device: torch.device | None = None) -> None:
         """Run the warm-up (untimed) or one timed window."""

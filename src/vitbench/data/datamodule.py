@@ -256,7 +256,8 @@ class ImageDataModule(pl.LightningDataModule):
         return loader
 
     def state_dict(self) -> dict[str, Any]:
-        """Saved in every checkpoint: how many batches of the current epoch were trained."""
+        """Saved in every checkpoint: the epoch the next batch belongs to and how many of its
+        batches were already trained."""
         trainer = self.trainer
         if trainer is None or trainer.state.fn != "fit":
             return {"epoch": 0, "batches_done": 0}
