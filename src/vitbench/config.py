@@ -70,10 +70,27 @@ def nearest_divisor(n: int, target: int) -> int:
     return min((d for d in range(1, n + 1) if n % d == 0), key=lambda d: (abs(d - target), d))
 
 
+# What a module that does not say otherwise is judged by (a classifier's settings).
+TASK_DEFAULTS = {"task": "classification", "monitor": "val/acc", "monitor_mode": "max", "best_metric": "val/acc_best"}
+
+
+def task_setting(target: str, name: str) -> str:
+    """A class attribute of the LightningModule ``target`` names (``vitbench.models.DenoiserModule``):
+    which metric its best checkpoint is chosen by (``monitor``, ``monitor_mode``), what a sweep
+    optimizes (``best_metric``), its ``task``. The model says it, so the callbacks config and
+    train.py need no per-task branch."""
+    if name not in TASK_DEFAULTS:
+        raise ValueError(f"vitbench.task: unknown setting {name!r}; one of {', '.join(TASK_DEFAULTS)}.")
+    from hydra.utils import get_class
+
+    return str(getattr(get_class(target), name, TASK_DEFAULTS[name]))
+
+
 def register_resolvers() -> None:
     """Register vitbench's OmegaConf resolvers (idempotent)."""
     OmegaConf.register_new_resolver("vitbench.wandb_offline", wandb_offline, replace=True)
     OmegaConf.register_new_resolver("vitbench.group", run_group, replace=True)
+    OmegaConf.register_new_resolver("vitbench.task", task_setting, replace=True)
     OmegaConf.register_new_resolver("vitbench.nearest_divisor", nearest_divisor, replace=True)
     OmegaConf.register_new_resolver("vitbench.threads_per_job", threads_per_job, replace=True)
     OmegaConf.register_new_resolver("vitbench.pid", os.getpid, use_cache=True, replace=True)

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-RESULT_KEYS = (
+# The keys every run writes, whatever its task, in this order.
+COMMON_KEYS = (
+    "task",
     "model",
     "dataset",
     "seed",
@@ -22,9 +24,30 @@ RESULT_KEYS = (
     "train_images_per_s",
     "peak_memory_mb",
     "wall_time_s",
-    "val_acc_best",
-    "test_acc",
 )
+# What each task's LightningModule adds (its `run_record`): the figures its comparison reads.
+# A record without "task" was written before the key existed and is a classification run.
+TASK_KEYS = {
+    "classification": ("val_acc_best", "test_acc"),
+    "denoising": (
+        "val_loss_best",
+        "fid",
+        "fid_floor",
+        "sample_acc",
+        "n_samples",
+        "sampling_steps",
+        "cfg_scale",
+        "sampling_images_per_s",
+    ),
+}
+# The figure without which a run of the task did not finish (it is written at the test's end).
+FINAL_KEY = {"classification": "test_acc", "denoising": "fid"}
+RESULT_KEYS = (*COMMON_KEYS, *TASK_KEYS["classification"])
+
+
+def task_of(record: dict[str, Any]) -> str:
+    """The task of a results record ("classification" when it predates the "task" key)."""
+    return str(record.get("task") or "classification")
 
 
 def peak_memory_mb(device: torch.device) -> float:

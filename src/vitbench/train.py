@@ -36,6 +36,7 @@ from vitbench.checkpoints import (
 )
 from vitbench.config import CONFIG_DIR, register_resolvers
 from vitbench.flops import forward_gflops
+from vitbench.models.task import TaskModule
 from vitbench.results import peak_memory_mb, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -186,11 +187,12 @@ def train(cfg: DictConfig) -> tuple[dict, dict[str, float]]:
     log.info("Data: %s", cfg.data._target_)
     datamodule: pl.LightningDataModule = build(cfg.data)
     log.info("Model: %s", cfg.model._target_)
-    model: pl.LightningModule = build(cfg.model)
+    model: TaskModule = build(cfg.model)
     if resume is not None:  # a bad checkpoint stops here, named, before any training
         check_resumable(read_checkpoint(resume.checkpoint), resume.checkpoint, type(model).__name__)
     gflops = forward_gflops(model, (cfg.data.in_chans, cfg.data.img_size, cfg.data.img_size))
-    params = sum(p.numel() for p in model.parameters())
+    # The trained network's (a denoiser's EMA copy and a DeiT teacher are not counted).
+    params = sum(p.numel() for p in model.net.parameters())
 
     callbacks = instantiate_all(cfg.get("callbacks"))
     loggers = instantiate_all(cfg.get("logger"))
@@ -206,13 +208,14 @@ def train(cfg: DictConfig) -> tuple[dict, dict[str, float]]:
         export_checkpoint(trainer, Path(cfg.export_checkpoint))
 
     if cfg.get("test"):
-        # The first ModelCheckpoint (model_checkpoint) is the one that tracks val/acc.
+        # The first ModelCheckpoint (model_checkpoint) is the one that tracks the model's monitor.
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
 
     speed = next((c for c in callbacks if isinstance(c, TrainSpeed)), None)
     record = {
+        "task": model.task,
         "model": cfg.model_name,
         "dataset": cfg.dataset_name,
         "seed": cfg.seed,
@@ -222,14 +225,9 @@ def train(cfg: DictConfig) -> tuple[dict, dict[str, float]]:
         "train_images_per_s": speed.images_per_s if speed else None,
         "peak_memory_mb": peak_memory_mb(model.device),
         "wall_time_s": time.perf_counter() - start,
-        "val_acc_best": metrics.get("val/acc_best"),
-        "test_acc": metrics.get("test/acc"),
+        # What this task adds (a classifier's accuracies, a denoiser's FID and samples): the model says.
+        **model.run_record(metrics),
     }
-    # Variants with several heads (DeiT) also report each head alone.
-    for head in ("cls", "dist"):
-        for stage in ("val", "test"):
-            if f"{stage}/acc_{head}" in metrics:
-                record[f"{stage}_acc_{head}"] = metrics[f"{stage}/acc_{head}"]
     if trainer.is_global_zero:
         write_json_atomic(output_dir / "results.json", record)
         for logger in loggers:

@@ -53,6 +53,11 @@ class DeiTModule(ImageClassifier):
     """
 
     hparams_ignore = (*ImageClassifier.hparams_ignore, "teacher")
+    # Each head alone, besides the combined prediction.
+    record_metrics = {
+        **ImageClassifier.record_metrics,
+        **{f"{stage}_acc_{head}": f"{stage}/acc_{head}" for head in ("cls", "dist") for stage in ("val", "test")},
+    }
 
     def __init__(
         self,

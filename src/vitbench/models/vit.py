@@ -20,6 +20,19 @@ def check_patch_size(img_size: int, patch_size: int) -> None:
         )
 
 
+def check_num_heads(num_heads: int, width: int, width_key: str = "embed_dim") -> None:
+    """Raise ValueError unless ``num_heads`` divides the token ``width``, suggesting heads that do."""
+    if num_heads >= 1 and width % num_heads == 0:
+        return
+    divisors = [d for d in range(1, min(width, 64) + 1) if width % d == 0]
+    near = sorted(divisors, key=lambda d: (abs(d - num_heads), d))[:4]
+    raise ValueError(
+        f"model.{width_key}={width} is not divisible by model.num_heads={num_heads}; choose num_heads among "
+        f"the divisors of {width} (e.g. {', '.join(map(str, sorted(near)))}), or set model.{width_key} to a "
+        f"multiple of {num_heads} (e.g. {max(num_heads, (width // max(num_heads, 1)) * num_heads)})."
+    )
+
+
 def vit_arguments(
     img_size: int,
     patch_size: int,
@@ -34,11 +47,7 @@ def vit_arguments(
     """Check a small-image ViT's shape and return the keyword arguments of timm's
     ``VisionTransformer`` (and ``VisionTransformerDistilled``, which takes the same)."""
     check_patch_size(img_size, patch_size)
-    if embed_dim % num_heads:
-        raise ValueError(
-            f"model.embed_dim={embed_dim} is not divisible by model.num_heads={num_heads}; "
-            f"choose num_heads among the divisors of embed_dim (e.g. {embed_dim // 32 or 1})."
-        )
+    check_num_heads(num_heads, embed_dim)
     return dict(
         img_size=img_size, patch_size=patch_size, in_chans=in_chans, num_classes=num_classes,
         embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio, qkv_bias=True,
