@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup data train teacher compare test test-slow lint clean
+.PHONY: help setup data train teacher quickstart-cnn compare generate test test-slow lint clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -36,14 +36,24 @@ teacher: setup  ## Train DeiT's CNN teacher for Fashion-MNIST once (reused when 
 	@if [ -f $(TEACHER) ]; then echo "teacher: reusing $(TEACHER) (delete it to retrain)"; \
 	else $(BIN)/vitbench-train experiment=teacher hydra.run.dir=teachers/fashion_mnist-run $(ARGS); fi
 
-QUICKSTART := multirun/quickstart/$(shell date +%Y-%m-%d_%H-%M-%S)
-compare: setup  ## The main job: CNN teacher, then ViT, DeiT, Swin, EfficientViT; prints the table
-	@if [ -f teachers/quickstart/fashion_mnist-cnn.ckpt ]; then echo "teacher: reusing teachers/quickstart"; \
+# The quickstart's CNN: DeiT's teacher in `make compare`, the FID feature network in `make generate`.
+quickstart-cnn: setup
+	@if [ -f teachers/quickstart/fashion_mnist-cnn.ckpt ]; then echo "CNN: reusing teachers/quickstart"; \
 	else $(BIN)/vitbench-train experiment=quickstart model=cnn hydra.run.dir=teachers/quickstart/run \
 		export_checkpoint=teachers/quickstart/fashion_mnist-cnn.ckpt; fi
+
+NOW := $(shell date +%Y-%m-%d_%H-%M-%S)
+QUICKSTART := multirun/quickstart/$(NOW)
+compare: quickstart-cnn  ## The main job: CNN teacher, then ViT, DeiT, Swin, EfficientViT; prints the table
 	$(BIN)/vitbench-train -m experiment=quickstart paths.teacher_dir=teachers/quickstart \
 		model=vit,deit,swin,efficientvit hydra.sweep.dir=$(QUICKSTART) $(ARGS)
 	$(BIN)/vitbench-compare teachers/quickstart/run $(QUICKSTART) --out $(QUICKSTART)/report
+
+GENERATE := multirun/generate/$(NOW)
+generate: quickstart-cnn  ## Denoising: JiT and DiT on Fashion-MNIST, samples, FID in the CNN's features; the table
+	$(BIN)/vitbench-train -m experiment=generate paths.teacher_dir=teachers/quickstart \
+		model=jit,dit hydra.sweep.dir=$(GENERATE) $(ARGS)
+	$(BIN)/vitbench-compare $(GENERATE) --out $(GENERATE)/report
 
 test: setup  ## Run the tests (CPU, a few minutes)
 	$(BIN)/pytest -q $(ARGS)

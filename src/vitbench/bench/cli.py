@@ -66,6 +66,8 @@ def build_model(cfg: DictConfig) -> tuple[pl.LightningModule, str | None]:
     Returns:
         The model, and what teaches it: None, the checkpoint or timm name, or "stand-in".
     """
+    if "feature_cnn" in cfg.model:  # a denoiser's FID network is used at test only, never timed
+        return build(cfg.model, feature_cnn=None), None
     teacher = cfg.model.get("teacher")
     distills = teacher is not None and cfg.model.get("distillation", {}).get("kind") != "none"
     checkpoint = teacher.get("checkpoint") if distills else None
@@ -180,7 +182,7 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
         "dataset": cfg.dataset_name,
         "batch_size": len(x),
         "teacher": teacher,
-        "params": sum(p.numel() for p in model.parameters()),
+        "params": sum(p.numel() for p in model.net.parameters()),  # the trained network (no EMA copy)
         "gflops": gflops,
         "train_images_per_s": train_ips,
         "bare_train_images_per_s": bare_ips,

@@ -133,11 +133,12 @@ class BareLoop:
     the start) on one in-memory batch, so that it can run between vitbench's windows without
     touching the model being fitted. The loss is the model's own ``training_loss(x, y)``
     (cross-entropy with its label smoothing; DeiT adds its teacher's forward and the
-    distillation term), so both paths optimize the same objective. No scheduler step, no
-    metrics, no logging.
+    distillation term; a denoiser its flow-matching loss), so both paths optimize the same
+    objective, and after each step it does what the model does after every optimizer step (a
+    denoiser's EMA update). No scheduler step, no metrics, no logging.
 
     Args:
-        model: an ``ImageClassifier``; copied (the original is left alone) unless ``copy=False``.
+        model: a vitbench ``TaskModule`` (a classifier or a denoiser); copied (the original is left alone) unless ``copy=False``.
         x: normalized float images ``(B, C, H, W)``; y: labels ``(B,)``. Moved to the device on the first window.
     """
 
@@ -164,6 +165,7 @@ class BareLoop:
         loss.backward()
         self.optimizer.step()
         self.optimizer.zero_grad()
+        self.model.after_optimizer_step()  # a denoiser's EMA update, as in vitbench's step
         self.losses.append(loss.detach())
 
     def __call__(self, warmup: bool, device: torch.device | None = None) -> None:

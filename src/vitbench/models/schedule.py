@@ -42,3 +42,19 @@ def warmup_cosine(
     peak_lr = optimizer.param_groups[0].get("initial_lr", optimizer.param_groups[0]["lr"])
     cosine = CosineAnnealingLR(optimizer, T_max=total_steps - warmup_steps, eta_min=min_lr_ratio * peak_lr)
     return SequentialLR(optimizer, schedulers=[warmup, cosine], milestones=[warmup_steps])
+
+
+def warmup_constant(optimizer: torch.optim.Optimizer, total_steps: int, warmup_fraction: float = 0.05) -> LRScheduler:
+    """Linear warm-up to the base lr, then constant: JiT's schedule (Li & He 2025, arXiv 2511.13720,
+    Table 9: 5 warm-up epochs, then a constant lr; the EMA weights do what a decay would).
+
+    Args:
+        optimizer: Optimizer whose groups' current ``lr`` is the lr after warm-up.
+        total_steps: Optimizer steps of the whole run.
+        warmup_fraction: Share of ``total_steps`` spent warming up, in [0, 1).
+    """
+    if not 0.0 <= warmup_fraction < 1.0:
+        raise ValueError(f"scheduler.warmup_fraction={warmup_fraction} must lie in [0, 1); 0.05 is usual.")
+    warmup_steps = max(1, round(warmup_fraction * max(int(total_steps), 2)))
+    # LinearLR holds its end factor (1.0) once its total_iters have passed.
+    return LinearLR(optimizer, start_factor=1.0 / (warmup_steps + 1), end_factor=1.0, total_iters=warmup_steps)

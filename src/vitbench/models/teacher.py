@@ -84,7 +84,7 @@ def load_teacher(
     """
     hint = TEACHER_HINT.format(dataset=dataset)
     if checkpoint:
-        net, teacher_stats = _from_checkpoint(Path(checkpoint), hint)
+        net, teacher_stats = cnn_from_checkpoint(Path(checkpoint), hint)
     elif timm_name:
         net, teacher_stats = _from_timm(timm_name, pretrained, num_classes, student_stats[3])
     else:
@@ -102,11 +102,13 @@ def load_teacher(
     return Teacher(net, student_stats, teacher_stats)
 
 
-def _from_checkpoint(path: Path, hint: str) -> tuple[nn.Module, tuple]:
+def cnn_from_checkpoint(path: Path, hint: str, role: str = "teacher") -> tuple[nn.Module, tuple]:
+    """The network of a vitbench ``model=cnn`` checkpoint and the data it was trained on,
+    ``(mean, std, img_size, in_chans)``; ``role`` ("teacher", "feature CNN") names it in errors."""
     from vitbench.models.cnn import CNNModule
 
     if not path.is_file():
-        raise TeacherError(f"teacher checkpoint {path} does not exist; {hint}.")
+        raise TeacherError(f"{role} checkpoint {path} does not exist; {hint}.")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
         hparams = ckpt["hyper_parameters"]
@@ -117,14 +119,14 @@ def _from_checkpoint(path: Path, hint: str) -> tuple[nn.Module, tuple]:
         module.net.load_state_dict(weights)
     except Exception as err:  # truncated file, foreign pickle, other architecture
         raise TeacherError(
-            f"teacher checkpoint {path} is not a readable vitbench model=cnn checkpoint "
+            f"{role} checkpoint {path} is not a readable vitbench model=cnn checkpoint "
             f"({type(err).__name__}: {str(err)[:200]}); {hint}."
         ) from err
     # Lightning stores the datamodule's hyperparameters beside the model's: what the teacher saw.
     data = ckpt.get("datamodule_hyper_parameters") or {}
     stats = (data.get("mean"), data.get("std"), data.get("img_size"), data.get("in_chans", hparams.get("in_chans")))
     if None in stats:
-        raise TeacherError(f"teacher checkpoint {path} does not record the data it was trained on; {hint}.")
+        raise TeacherError(f"{role} checkpoint {path} does not record the data it was trained on; {hint}.")
     return module.net, stats
 
 
