@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 import yaml
+from PIL import Image
 
 MODELS = {"vit": (5_400_000, 1.26, 900.0), "deit": (5_700_000, 0.05, 2400.0)}  # params, GFLOPs, images/s
 DROP_PATH = ("0.0", "0.1")
@@ -19,6 +20,7 @@ def fake_record(model: str, drop: str, seed: int) -> dict[str, Any]:
     params, gflops, speed = MODELS[model]
     test_acc = 0.70 + 0.05 * (model == "deit") + 0.02 * float(drop) * 10 + 0.013 * seed
     record = {
+        "task": "classification",
         "model": model,
         "dataset": "fashion_mnist",
         "seed": seed,
@@ -36,6 +38,18 @@ def fake_record(model: str, drop: str, seed: int) -> dict[str, Any]:
     return record
 
 
+def _write_metrics(folder: Path, metric: str, values: list[float]) -> None:
+    """csv/metrics.csv as Lightning's CSVLogger writes it: train and val rows fill different columns."""
+    (folder / "csv").mkdir()
+    rows = []
+    for epoch, value in enumerate(values):
+        rows.append({"epoch": epoch, "step": 10 * epoch + 9, "train/loss": 1.0 / (epoch + 1)})
+        rows.append({"epoch": epoch, "step": 10 * epoch + 9, metric: value})
+    pd.DataFrame(rows, columns=["epoch", "step", "train/loss", "val/acc", "val/loss"]).to_csv(
+        folder / "csv" / "metrics.csv", index=False
+    )
+
+
 def _write_job(folder: Path, overrides: list[str], record: dict | None, results_text: str | None) -> None:
     (folder / ".hydra").mkdir(parents=True)
     (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
@@ -43,17 +57,7 @@ def _write_job(folder: Path, overrides: list[str], record: dict | None, results_
     if results_text is not None:
         (folder / "results.json").write_text(results_text)
     if record is not None:
-        (folder / "csv").mkdir()
-        # Lightning's CSVLogger: train and val rows fill different columns.
-        rows = []
-        for epoch in range(3):
-            rows.append({"epoch": epoch, "step": 10 * epoch + 9, "train/loss": 1.0 / (epoch + 1)})
-            rows.append(
-                {"epoch": epoch, "step": 10 * epoch + 9, "val/acc": record["test_acc"] - 0.1 / (epoch + 1)}
-            )
-        pd.DataFrame(rows, columns=["epoch", "step", "train/loss", "val/acc", "val/loss"]).to_csv(
-            folder / "csv" / "metrics.csv", index=False
-        )
+        _write_metrics(folder, "val/acc", [record["test_acc"] - 0.1 / (epoch + 1) for epoch in range(3)])
 
 
 def write_sweep(root: Path) -> list[dict[str, Any]]:
@@ -75,6 +79,71 @@ def write_sweep(root: Path) -> list[dict[str, Any]]:
     return records
 
 
+# params, GFLOPs, training images/s, sampling images/s
+DENOISERS = {"jit": (3_100_000, 0.42, 1500.0, 300.0), "dit": (3_300_000, 0.45, 1400.0, 280.0)}
+# (model, model.prediction override or None): jit with two predictions, dit with its default.
+DENOISING_GROUPS = (("jit", "x"), ("jit", "eps"), ("dit", None))
+
+
+def fake_denoising_record(model: str, prediction: str | None, seed: int) -> dict[str, Any]:
+    """A denoising results.json record with every key; its figures differ by group and seed."""
+    params, gflops, speed, sampling_speed = DENOISERS[model]
+    overrides = [
+        f"model={model}",
+        *([f"model.prediction={prediction}"] if prediction else []),
+        f"seed={seed}",
+    ]
+    return {
+        "task": "denoising",
+        "model": model,
+        "dataset": "fashion_mnist",
+        "seed": seed,
+        "overrides": overrides,
+        "params": params,
+        "gflops": gflops,
+        "train_images_per_s": speed + 20.0 * seed,
+        "peak_memory_mb": 500.0 + 5 * seed,
+        "wall_time_s": 90.0 + seed,
+        "val_loss_best": 0.05 + 0.01 * (model == "dit") + 0.004 * seed,
+        "fid": 20.0 + 5.0 * (model == "dit") + 3.0 * (prediction == "eps") + 1.5 * seed,
+        "fid_floor": 2.0 + 0.2 * seed,
+        "sample_acc": 0.80 + 0.05 * (model == "jit") + 0.02 * seed,
+        "n_samples": 1000,
+        "sampling_steps": 20,
+        "cfg_scale": 2.0,
+        "sampling_images_per_s": sampling_speed + 10.0 * seed,
+    }
+
+
+def sample_color(seed: int) -> tuple[int, int, int]:
+    """The color of a fake samples.png: it tells which seed's grid the report embedded."""
+    return (40 + 100 * seed, 120, 200)
+
+
+def _write_denoising_job(folder: Path, record: dict[str, Any], samples: bool = True) -> None:
+    _write_job(folder, record["overrides"], None, json.dumps(record))
+    _write_metrics(folder, "val/loss", [record["val_loss_best"] + 0.1 * (2 - epoch) for epoch in range(3)])
+    if samples:
+        # A tiny 10-class grid of 2-pixel "images", one color per seed.
+        Image.new("RGB", (8, 20), sample_color(record["seed"])).save(folder / "samples.png")
+        (folder / "samples.pt").write_bytes(b"")  # the tensor file is not read
+
+
+def write_denoising_runs(root: Path, first_job: int = 0) -> list[dict[str, Any]]:
+    """Denoising jobs into `root`: `DENOISING_GROUPS` x `SEEDS`, and one unfinished (fid null) job.
+
+    Returns:
+        The records of the finished jobs.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    records = [fake_denoising_record(m, p, s) for m, p in DENOISING_GROUPS for s in SEEDS]
+    for job, record in enumerate(records, start=first_job):
+        _write_denoising_job(root / f"{job}_{','.join(sorted(record['overrides']))}", record)
+    unfinished = {**fake_denoising_record("jit", "x", 2), "fid": None, "sample_acc": None}
+    _write_denoising_job(root / f"{first_job + len(records)}_unfinished", unfinished, samples=False)
+    return records
+
+
 class FakeRun:
     """What vitbench.compare reads of a `wandb.apis.public.Run`."""
 
@@ -85,9 +154,15 @@ class FakeRun:
         self._record = record
 
     def history(self, keys: list[str]) -> pd.DataFrame:
-        acc = self._record["test_acc"] if self._record else 0.5
+        acc = (self._record or {}).get("test_acc", 0.5)
+        loss = (self._record or {}).get("val_loss_best", 0.1)
         return pd.DataFrame(
-            {"_step": range(3), "epoch": range(3), "val/acc": [acc - 0.1 / (e + 1) for e in range(3)]}
+            {
+                "_step": range(3),
+                "epoch": range(3),
+                "val/acc": [acc - 0.1 / (e + 1) for e in range(3)],
+                "val/loss": [loss + 0.1 * (2 - e) for e in range(3)],
+            }
         )
 
 

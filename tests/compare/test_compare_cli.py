@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import wandb
-from fake_runs import FakeApi
+from fake_runs import FakeApi, FakeRun, fake_denoising_record
 
 from vitbench.compare import find_wandb_runs, main
 
@@ -61,9 +61,9 @@ def test_wandb_gives_the_same_table_as_the_folders(sweep, tmp_path, monkeypatch,
     root, _ = sweep
     monkeypatch.setattr(wandb, "Api", FakeApi)
     assert main([str(root)]) == 0
-    from_folders = capsys.readouterr().out.split("\n\n")[0]
+    from_folders = capsys.readouterr().out.split("\n\n")[:2]  # the heading and the table
     assert main(["--wandb", "team/vitbench", "--group", "sweep-1", "--out", str(tmp_path / "wb")]) == 0
-    from_wandb = capsys.readouterr().out.split("\n\n")[0]
+    from_wandb = capsys.readouterr().out.split("\n\n")[:2]
     assert from_wandb == from_folders
     assert (root / "results.csv").read_text() == (tmp_path / "wb" / "results.csv").read_text()
     assert "team/vitbench/r99" in (tmp_path / "wb" / "results.md").read_text()
@@ -73,3 +73,29 @@ def test_wandb_without_group_is_refused(capsys):
     with pytest.raises(SystemExit):
         main(["--wandb", "team/vitbench"])
     assert "--wandb needs --group" in capsys.readouterr().err
+
+
+def test_cli_prints_one_table_per_task(mixed, capsys):
+    root, _, _ = mixed
+    assert main([str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "## Classification\n\n| model | model.drop_path_rate | test acc (%) |" in out
+    denoising = "## Denoising (FID in vitbench-CNN features; not comparable with Inception FID)"
+    assert f"{denoising}\n\n| model | model.prediction | FID (vitbench-CNN) |" in out
+    assert "| vit | 0.1 | 72.65 ± 0.92 |" in out and "| jit | eps | 23.75 ± 1.06 |" in out
+    assert "Sampling: 1000 generated images, 20 Heun steps, CFG scale 2 in every run." in out
+    assert "3 failed or unfinished run(s)" in out
+    assert "_unfinished [model=jit model.prediction=x seed=2]: unfinished: fid is null" in out
+    assert f"wrote {root / 'results_denoising.csv'}" in out
+
+
+def test_wandb_reads_denoising_summaries():
+    class Api:
+        def runs(self, path: str, filters: dict) -> list[FakeRun]:
+            record = fake_denoising_record("jit", "x", 0)
+            return [FakeRun("d0", "finished", record, {"model_name": "jit", "seed": 0})]
+
+    (run,) = find_wandb_runs("team/vitbench", "g", api=Api())
+    assert run.finished and (run.results["task"], run.results["fid"]) == ("denoising", 20.0)
+    assert run.overrides == ["model=jit", "seed=0"]
+    assert [v for _, v in run.val_curve] == pytest.approx([0.25, 0.15, 0.05])  # val/loss, not val/acc

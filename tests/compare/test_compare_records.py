@@ -5,9 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from fake_runs import fake_denoising_record, fake_record
 
 from vitbench.compare import find_runs, load_records
+from vitbench.compare.records import check_results
+
+FID_NULL = "unfinished: fid is null (stopped before the test, or tested without model.feature_cnn, the CNN that FID needs)"
 
 
 def test_find_runs_reads_every_job_of_a_sweep(sweep):
@@ -63,3 +68,55 @@ def test_load_records_one_row_per_run(sweep):
     crashed = df[df["source"].str.endswith("8_crashed")].iloc[0]
     assert crashed["model"] == "vit"  # from its overrides
     assert df["test_acc_dist"].notna().sum() == 4  # DeiT's extra keys are kept
+
+
+def test_check_results_per_task():
+    record = fake_denoising_record("jit", "x", 0)
+    assert "test_acc" not in record and check_results(record) == ""  # a denoising run needs no accuracy
+    no_floor = {k: v for k, v in record.items() if k != "fid_floor"}
+    assert check_results(no_floor) == "corrupt results.json: missing fid_floor (a denoising record)"
+    assert check_results({**record, "fid": None}) == FID_NULL
+    assert (
+        check_results({**record, "cfg_scale": "2"}) == "corrupt results.json: cfg_scale='2' is not a number"
+    )
+    unknown = check_results({**record, "task": "segmentation"})
+    assert unknown == (
+        "corrupt results.json: task='segmentation' is unknown, expected one of classification, denoising"
+    )
+    old = {k: v for k, v in fake_record("vit", "0.0", 0).items() if k != "task"}
+    assert check_results(old) == ""  # written before the "task" key existed: a classification run
+    assert check_results({**old, "test_acc": None}).startswith("unfinished: test_acc is null")
+
+
+def test_load_records_reads_both_tasks(mixed):
+    root, classification, denoising = mixed
+    df = load_records(find_runs(root))
+    assert len(df) == len(classification) + 2 + len(denoising) + 1
+    finished = df[df["status"] == "finished"]
+    assert finished["task"].value_counts().to_dict() == {"classification": 8, "denoising": 6}
+    assert df["fid"].dtype.kind == "f" and df["cfg_scale"].dtype.kind == "f"
+    assert sorted(finished["fid"].dropna()) == sorted(r["fid"] for r in denoising)
+    unfinished = df[df["source"].str.endswith("_unfinished")].iloc[0]
+    assert (unfinished["status"], unfinished["task"]) == ("failed", "denoising")
+    assert unfinished["reason"] == FID_NULL
+    assert pd.isna(df[df["source"].str.endswith("8_crashed")].iloc[0]["task"])  # no record: task unknown
+
+
+def test_denoising_curve_is_the_val_loss(mixed):
+    root, _, denoising = mixed
+    run = next(r for r in find_runs(root) if r.finished and r.results["task"] == "denoising")
+    best = run.results["val_loss_best"]
+    assert [e for e, _ in run.val_curve] == [0.0, 1.0, 2.0]
+    assert [v for _, v in run.val_curve] == pytest.approx([best + 0.2, best + 0.1, best])
+
+
+def test_old_record_without_task_is_classification(sweep):
+    root, records = sweep
+    job = next(root.glob("0_*"))
+    (job / "results.json").write_text(json.dumps({k: v for k, v in records[0].items() if k != "task"}))
+    row = load_records(find_runs(job)).iloc[0]
+    assert (row["status"], row["task"], row["test_acc"]) == (
+        "finished",
+        "classification",
+        records[0]["test_acc"],
+    )

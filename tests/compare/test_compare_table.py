@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 
+import pandas as pd
 import pytest
 
-from vitbench.compare import aggregate, find_runs, format_table, load_records, swept_keys, to_markdown
+from vitbench.compare import (
+    aggregate,
+    find_runs,
+    format_table,
+    load_records,
+    sampling_note,
+    swept_keys,
+    tables_by_task,
+    to_markdown,
+)
+from vitbench.compare.table import group_keys
 
 
 @pytest.fixture
@@ -72,3 +84,89 @@ def test_runs_on_several_datasets_are_not_mixed(df):
     table = aggregate(df)
     assert list(table.columns[:3]) == ["model", "dataset", "model.drop_path_rate"]
     assert len(table) == 8 and (table["n"] == 1).all()
+
+
+@pytest.fixture
+def mixed_df(mixed):
+    return load_records(find_runs(mixed[0]))
+
+
+def _row(table: pd.DataFrame, model: str, prediction: str) -> pd.Series:
+    return table[(table["model"] == model) & (table["model.prediction"] == prediction)].iloc[0]
+
+
+def test_one_table_per_task_with_its_own_group_keys(mixed_df):
+    tables = tables_by_task(mixed_df)
+    assert list(tables) == ["classification", "denoising"]
+    classification, denoising = tables["classification"], tables["denoising"]
+    # Each task's swept keys come from its own runs: no "(default)" column from the other task.
+    assert group_keys(classification) == ["model", "model.drop_path_rate"]
+    assert group_keys(denoising) == ["model", "model.prediction"]
+    assert classification["n"].tolist() == [2, 2, 2, 2] and denoising["n"].tolist() == [2, 2, 2]
+    pd.testing.assert_frame_equal(aggregate(mixed_df), classification)  # classification by default
+    assert "fid_mean" not in classification and "test_acc_mean" not in denoising
+
+
+def test_denoising_means_and_stds_by_hand(mixed_df):
+    table = aggregate(mixed_df, task="denoising")
+    jit_eps = _row(table, "jit", "eps")
+    # Seeds 0 and 1: fid 23.0 and 24.5, so the mean is 23.75 and the sample std |24.5 - 23.0| / sqrt(2).
+    assert jit_eps["fid_mean"] == pytest.approx(23.75)
+    assert jit_eps["fid_std"] == pytest.approx(1.5 / math.sqrt(2))
+    assert jit_eps["sample_acc_mean"] == pytest.approx(0.86)  # 0.85 and 0.87
+    assert jit_eps["sample_acc_std"] == pytest.approx(0.02 / math.sqrt(2))
+    assert jit_eps["val_loss_best_mean"] == pytest.approx(0.052)  # 0.050 and 0.054
+    assert jit_eps["sampling_images_per_s_mean"] == pytest.approx(305.0)  # 300 and 310
+    dit = _row(table, "dit", "(default)")  # dit runs do not override the prediction
+    assert dit["fid_mean"] == pytest.approx(25.75) and dit["seeds"] == "0,1"
+
+
+def test_format_denoising_table(mixed_df):
+    shown = format_table(aggregate(mixed_df, task="denoising"), "denoising")
+    assert list(shown.columns) == [
+        "model",
+        "model.prediction",
+        "FID (vitbench-CNN)",
+        "FID floor (real vs real)",
+        "sample acc (%)",
+        "val loss best",
+        "n",
+        "params (M)",
+        "GFLOPs",
+        "images/s",
+        "sampling images/s",
+    ]
+    jit_eps = _row(shown, "jit", "eps")
+    assert jit_eps["FID (vitbench-CNN)"] == "23.75 ± 1.06"
+    assert jit_eps["FID floor (real vs real)"] == "2.10 ± 0.14"  # 2.0 and 2.2
+    assert jit_eps["sample acc (%)"] == "86.00 ± 1.41"
+    assert jit_eps["val loss best"] == "0.0520 ± 0.0028"
+    assert (jit_eps["n"], jit_eps["params (M)"], jit_eps["GFLOPs"]) == ("2", "3.10", "0.42")
+    assert (jit_eps["images/s"], jit_eps["sampling images/s"]) == ("1,510", "305")
+    assert (
+        sampling_note(mixed_df) == "Sampling: 1000 generated images, 20 Heun steps, CFG scale 2 in every run."
+    )
+
+
+def test_a_differing_sampling_setting_becomes_a_group_key(mixed_df):
+    seed1 = (mixed_df["task"] == "denoising") & (mixed_df["seed"] == 1)
+    mixed_df.loc[seed1, "cfg_scale"] = 1.5
+    table = aggregate(mixed_df, task="denoising")
+    assert group_keys(table) == ["model", "model.prediction", "cfg_scale"]
+    assert len(table) == 6 and (table["n"] == 1).all()  # runs sampled differently are not averaged
+    assert sorted(set(format_table(table, "denoising")["cfg_scale"])) == ["1.5", "2"]
+    assert sampling_note(mixed_df) == "Sampling: 1000 generated images, 20 Heun steps in every run."
+    # Swept as an override, the setting is already a group key: no second column for it.
+    mixed_df.loc[seed1, "overrides"] = pd.Series(
+        [[*o, "model.cfg_scale=1.5"] for o in mixed_df.loc[seed1, "overrides"]], index=mixed_df.index[seed1]
+    )
+    assert group_keys(aggregate(mixed_df, task="denoising")) == [
+        "model",
+        "model.prediction",
+        "model.cfg_scale",
+    ]
+
+
+def test_unknown_task_is_refused(mixed_df):
+    with pytest.raises(ValueError, match="task='segmentation' is unknown: expected one of classification"):
+        aggregate(mixed_df, task="segmentation")

@@ -8,8 +8,18 @@ vitbench-compare --wandb my-team/vitbench --group sweep-42
 from vitbench.compare.cli import main
 from vitbench.compare.plots import plot_pngs
 from vitbench.compare.records import RunRecord, find_runs, load_records
-from vitbench.compare.report import write_report
-from vitbench.compare.table import aggregate, default_keys, failed_runs, format_table, swept_keys, to_markdown
+from vitbench.compare.report import task_sections, write_report
+from vitbench.compare.samples import sample_grids
+from vitbench.compare.table import (
+    aggregate,
+    default_keys,
+    failed_runs,
+    format_table,
+    sampling_note,
+    swept_keys,
+    tables_by_task,
+    to_markdown,
+)
 from vitbench.compare.wandb_runs import find_wandb_runs
 
 __all__ = [
@@ -23,7 +33,11 @@ __all__ = [
     "load_records",
     "main",
     "plot_pngs",
+    "sample_grids",
+    "sampling_note",
     "swept_keys",
+    "tables_by_task",
+    "task_sections",
     "to_markdown",
     "write_report",
 ]

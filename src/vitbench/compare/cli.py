@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from vitbench.compare.records import find_runs, load_records
-from vitbench.compare.report import write_report
-from vitbench.compare.table import aggregate, failed_runs, format_table, to_markdown
+from vitbench.compare.report import sections_markdown, task_sections, write_report
+from vitbench.compare.table import failed_runs
 from vitbench.compare.wandb_runs import find_wandb_runs
 
 
@@ -23,7 +23,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vitbench-compare",
         description="Group runs by model and swept keys, aggregate seeds (mean ± std), write "
-        "results.md, results.csv, report.html and PNG plots, and print the table.",
+        "results.md, results.csv (results_denoising.csv for denoising runs), report.html and PNG plots, "
+        "and print one table per task.",
     )
     parser.add_argument("paths", nargs="*", type=Path, help="run folders, sweep folders, or folders of them")
     parser.add_argument(
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
     df = load_records(records)
     paths = write_report(df, args.out or default_out(args.paths))
-    print(to_markdown(format_table(aggregate(df))))
+    print(sections_markdown(task_sections(df)))  # one table per task
     failed = failed_runs(df)
     if len(failed):
         print(f"\n{len(failed)} failed or unfinished run(s):")

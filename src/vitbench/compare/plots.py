@@ -11,9 +11,19 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from vitbench.compare.table import aggregate, group_keys
+from vitbench.compare.table import aggregate, group_keys, task_rows, tasks_present
 
-PLOTS = ("acc_vs_gflops", "acc_vs_throughput", "val_curves")
+# The plots of each task present, by name (the PNG's file stem).
+TASK_PLOTS = {
+    "classification": ("acc_vs_gflops", "acc_vs_throughput", "val_curves"),
+    "denoising": ("val_loss_curves",),
+}
+PLOTS = TASK_PLOTS["classification"]
+# How a validation curve is drawn: its y label, the scale of its values, its title.
+CURVE_AXES = {
+    "val/acc": ("validation accuracy (%)", 100.0, "Validation accuracy per epoch"),
+    "val/loss": ("validation loss", 1.0, "Validation loss per epoch"),
+}
 
 
 def model_colors(models: Sequence[str]) -> dict[str, str]:
@@ -71,8 +81,10 @@ def accuracy_scatter(table: pd.DataFrame, x: str, xlabel: str, colors: dict[str,
     return fig
 
 
-def val_curves(df: pd.DataFrame, colors: dict[str, str]) -> Figure:
-    """Validation accuracy (%) per epoch of every finished run of `df`, one line per run."""
+def val_curves(df: pd.DataFrame, colors: dict[str, str], metric: str = "val/acc") -> Figure:
+    """`metric` per epoch of every finished run of `df`, one line per run; `df`'s `val_curve` must
+    hold that metric (val/acc for classification runs, val/loss for denoising runs)."""
+    ylabel, scale, title = CURVE_AXES[metric]
     fig = Figure(figsize=(6.4, 4.6), layout="constrained")
     ax = fig.add_subplot()
     labelled: set[str] = set()
@@ -80,29 +92,38 @@ def val_curves(df: pd.DataFrame, colors: dict[str, str]) -> Figure:
     for model, curve in zip(done["model"].astype(str), done["val_curve"], strict=True):
         if not curve:
             continue
-        epochs, accs = zip(*curve, strict=True)
+        epochs, values = zip(*curve, strict=True)
         label = model if model not in labelled else "_nolegend_"
         labelled.add(model)
-        ax.plot(epochs, [100 * a for a in accs], marker=".", alpha=0.8, color=colors[model], label=label)
+        ax.plot(epochs, [scale * v for v in values], marker=".", alpha=0.8, color=colors[model], label=label)
     if labelled:
         ax.legend(title="model")
     else:
-        _no_data(ax, "val/acc")
-    ax.set(xlabel="epoch", ylabel="validation accuracy (%)", title="Validation accuracy per epoch")
+        _no_data(ax, metric)
+    ax.set(xlabel="epoch", ylabel=ylabel, title=title)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     return fig
 
 
-def plot_pngs(df: pd.DataFrame, by: Sequence[str] | None = None) -> dict[str, bytes]:
-    """The three comparison plots of the runs in `df` (from `load_records`), as PNG bytes by name."""
+def _classification_figures(
+    df: pd.DataFrame, by: Sequence[str] | None, colors: dict[str, str]
+) -> dict[str, Figure]:
     table = aggregate(df, by)
-    colors = model_colors(df["model"].dropna())
-    figures = {
+    return {
         "acc_vs_gflops": accuracy_scatter(table, "gflops", "forward GFLOPs per image", colors),
         "acc_vs_throughput": accuracy_scatter(
             table, "train_images_per_s", "training throughput (images/s)", colors
         ),
-        "val_curves": val_curves(df, colors),
+        "val_curves": val_curves(task_rows(df, "classification"), colors),
     }
+
+
+def plot_pngs(df: pd.DataFrame, by: Sequence[str] | None = None) -> dict[str, bytes]:
+    """The `TASK_PLOTS` of each task present in `df` (from `load_records`), as PNG bytes by name."""
+    colors = model_colors(df["model"].dropna())
+    tasks = tasks_present(df)
+    figures = _classification_figures(df, by, colors) if "classification" in tasks else {}
+    if "denoising" in tasks:
+        figures["val_loss_curves"] = val_curves(task_rows(df, "denoising"), colors, "val/loss")
     return {name: _png(fig) for name, fig in figures.items()}

@@ -12,12 +12,23 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from vitbench.results import RESULT_KEYS
+from vitbench.results import COMMON_KEYS, FINAL_KEY, TASK_KEYS, task_of
 
 # DeiT reports each head alone besides the combined prediction.
 HEAD_KEYS = ("val_acc_cls", "val_acc_dist", "test_acc_cls", "test_acc_dist")
-# Every figure of results.json after the run's identity (model, dataset, seed, overrides).
-NUMBER_KEYS = (*RESULT_KEYS[RESULT_KEYS.index("params") :], *HEAD_KEYS)
+# Every key a results.json of any task may hold, common keys first.
+RECORD_KEYS = tuple(
+    dict.fromkeys([*COMMON_KEYS, *(k for keys in TASK_KEYS.values() for k in keys), *HEAD_KEYS])
+)
+# Every figure of results.json after the run's identity (task, model, dataset, seed, overrides).
+NUMBER_KEYS = RECORD_KEYS[RECORD_KEYS.index("params") :]
+# Why a task's FINAL_KEY can be null: what to look at in a run listed as unfinished.
+UNFINISHED_BECAUSE = {
+    "classification": "stopped before the test",
+    "denoising": "stopped before the test, or tested without model.feature_cnn, the CNN that FID needs",
+}
+# The validation metric each task's curve follows, as its LightningModule logs it.
+CURVE_METRIC = {"classification": "val/acc", "denoising": "val/loss"}
 
 
 @dataclass
@@ -29,7 +40,8 @@ class RunRecord:
         overrides: the Hydra overrides as typed on the command line (`["model=deit", "seed=1"]`).
         results: the results.json record (or the W&B summary); None when there is none to read.
         reason: why the run counts as failed or unfinished; empty for a finished run.
-        val_curve: `(epoch, val/acc)` pairs in epoch order.
+        val_curve: `(epoch, value)` pairs in epoch order of the task's `CURVE_METRIC` (val/acc for
+            classification, val/loss for denoising).
     """
 
     source: str
@@ -40,24 +52,37 @@ class RunRecord:
 
     @property
     def finished(self) -> bool:
-        """True when the run wrote a complete record with a test accuracy."""
+        """True when the run wrote a complete record with its task's final figure (`FINAL_KEY`)."""
         return not self.reason
 
 
 def check_results(results: Any) -> str:
-    """Say what is wrong with a results record, or return "" when it is complete."""
+    """Say what is wrong with a results record, or return "" when it is complete.
+
+    A record needs the `COMMON_KEYS` ("task" may be absent: an old classification run) and its
+    task's `TASK_KEYS`; it is unfinished when its task's `FINAL_KEY` is null.
+    """
     if not isinstance(results, dict):
         return f"corrupt results.json: a JSON object was expected, got {type(results).__name__}"
-    missing = [k for k in RESULT_KEYS if k not in results]
+    task = task_of(results)
+    if task not in TASK_KEYS:
+        return f"corrupt results.json: task={results['task']!r} is unknown, expected one of {', '.join(TASK_KEYS)}"
+    required = [k for k in COMMON_KEYS if k != "task"] + list(TASK_KEYS[task])
+    missing = [k for k in required if k not in results]
     if missing:
-        return f"corrupt results.json: missing {', '.join(missing)}"
+        return f"corrupt results.json: missing {', '.join(missing)} (a {task} record)"
     for key in NUMBER_KEYS:
         value = results.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
             return f"corrupt results.json: {key}={value!r} is not a number"
-    if results["test_acc"] is None:
-        return "unfinished: test_acc is null (stopped before the test)"
+    if results[FINAL_KEY[task]] is None:
+        return f"unfinished: {FINAL_KEY[task]} is null ({UNFINISHED_BECAUSE[task]})"
     return ""
+
+
+def curve_metric(results: dict[str, Any] | None) -> str:
+    """The metric of a run's validation curve: its task's `CURVE_METRIC` (val/acc when unknown)."""
+    return CURVE_METRIC.get(task_of(results or {}), CURVE_METRIC["classification"])
 
 
 def _read_overrides(folder: Path) -> list[str]:
@@ -68,16 +93,16 @@ def _read_overrides(folder: Path) -> list[str]:
     return [str(o) for o in overrides] if isinstance(overrides, list) else []
 
 
-def curve_from_metrics(frame: pd.DataFrame) -> list[tuple[float, float]]:
-    """`(epoch, val/acc)` pairs from a metrics table where each row fills only some columns."""
-    if not {"epoch", "val/acc"} <= set(frame.columns):
+def curve_from_metrics(frame: pd.DataFrame, metric: str = "val/acc") -> list[tuple[float, float]]:
+    """`(epoch, metric)` pairs from a metrics table where each row fills only some columns."""
+    if not {"epoch", metric} <= set(frame.columns):
         return []
-    rows = frame[["epoch", "val/acc"]].apply(pd.to_numeric, errors="coerce").dropna()
-    per_epoch = rows.groupby("epoch")["val/acc"].last()  # a resumed run may log an epoch twice
+    rows = frame[["epoch", metric]].apply(pd.to_numeric, errors="coerce").dropna()
+    per_epoch = rows.groupby("epoch")[metric].last()  # a resumed run may log an epoch twice
     return [(float(e), float(a)) for e, a in per_epoch.items()]
 
 
-def _read_val_curve(csv_dir: Path) -> list[tuple[float, float]]:
+def _read_val_curve(csv_dir: Path, metric: str) -> list[tuple[float, float]]:
     """The validation curve from csv/metrics.csv and, for a resumed run, csv/resumed-N/metrics.csv."""
     files = [csv_dir / "metrics.csv", *sorted(csv_dir.glob("resumed-*/metrics.csv"), key=_resume_number)]
     frames = []
@@ -86,7 +111,7 @@ def _read_val_curve(csv_dir: Path) -> list[tuple[float, float]]:
             frames.append(pd.read_csv(file))
         except (OSError, ValueError):  # missing, empty or garbled: that part of the curve is left out
             continue
-    return curve_from_metrics(pd.concat(frames, ignore_index=True)) if frames else []
+    return curve_from_metrics(pd.concat(frames, ignore_index=True), metric) if frames else []
 
 
 def _resume_number(metrics_csv: Path) -> int:
@@ -109,7 +134,7 @@ def read_run(folder: Path) -> RunRecord:
         return RunRecord(str(folder), overrides, reason=reason)
     if isinstance(results.get("overrides"), list):
         overrides = [str(o) for o in results["overrides"]]
-    curve = _read_val_curve(folder / "csv")
+    curve = _read_val_curve(folder / "csv", curve_metric(results))
     return RunRecord(str(folder), overrides, results, reason, curve)
 
 
@@ -160,14 +185,19 @@ def override_value(overrides: Iterable[str], key: str) -> str | None:
 
 def load_records(records: Iterable[RunRecord]) -> pd.DataFrame:
     """One row per run: `source`, `status` ("finished" or "failed"), `reason`, `overrides`,
-    `val_curve`, and the results.json keys (NaN where a failed run has none)."""
+    `val_curve`, `task`, and the results.json keys of every task (NaN where a run has none).
+
+    `task` is `task_of` the record ("classification" for a record without it), None for a run that
+    left no record to read it from.
+    """
     rows = []
     for record in records:
         results = record.results or {}
-        row: dict[str, Any] = {k: results.get(k) for k in (*RESULT_KEYS, *HEAD_KEYS) if k in results}
+        row: dict[str, Any] = {k: results.get(k) for k in RECORD_KEYS if k in results}
         if row.get("model") is None:  # a crashed run still shows which model it was
             row["model"] = override_value(record.overrides, "model")
         row.update(
+            task=task_of(results) if record.results else None,
             source=record.source,
             status="finished" if record.finished else "failed",
             reason=record.reason,
@@ -175,7 +205,7 @@ def load_records(records: Iterable[RunRecord]) -> pd.DataFrame:
             val_curve=list(record.val_curve),
         )
         rows.append(row)
-    columns = ["source", "status", "reason", *RESULT_KEYS, "val_curve"]
+    columns = ["source", "status", "reason", *(k for k in RECORD_KEYS if k not in HEAD_KEYS), "val_curve"]
     df = pd.DataFrame(rows, columns=list(dict.fromkeys([*columns, *(k for r in rows for k in r)])))
     for key in NUMBER_KEYS:
         if key in df.columns:

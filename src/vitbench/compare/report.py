@@ -1,19 +1,36 @@
-"""Write the comparison: results.md, results.csv, the PNG plots and a self-contained report.html."""
+"""Write the comparison: results.md, results.csv, the PNG plots and a self-contained report.html.
+
+One table per task present (classification, denoising), each under its own heading.
+"""
 
 from __future__ import annotations
 
 import base64
 import html
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from vitbench.compare.plots import plot_pngs
-from vitbench.compare.table import STD_NOTE, aggregate, failed_runs, format_table, to_markdown
+from vitbench.compare.samples import SampleGrid, sample_grids
+from vitbench.compare.table import (
+    STD_NOTE,
+    failed_runs,
+    format_table,
+    sampling_note,
+    tables_by_task,
+    to_markdown,
+)
 
 TITLE = "vitbench comparison"
 FAILED_TITLE = "Failed or unfinished runs"
+TASK_TITLES = {
+    "classification": "Classification",
+    "denoising": "Denoising (FID in vitbench-CNN features; not comparable with Inception FID)",
+}
+SAMPLES_NOTE = "One grid per group of the denoising table (its run with the lowest seed), one row per class."
 # Inline style only: the report opens offline and carries no URL at all.
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -21,28 +38,93 @@ table { border-collapse: collapse; margin: 1em 0; font-size: 14px; }
 th, td { border: 1px solid #ccc; padding: 4px 10px; text-align: right; }
 th { background: #f3f3f3; }
 img { max-width: 48em; display: block; margin: 1em 0; }
+img.samples { min-width: 24em; image-rendering: pixelated; }
 """
+
+
+@dataclass
+class TaskSection:
+    """One task's part of the report.
+
+    Attributes:
+        task: "classification" or "denoising".
+        table: its `aggregate` table (what results.csv holds).
+        shown: its `format_table` (what people read).
+        note: a line under the table ("" for none): the sampling settings the denoising runs share.
+    """
+
+    task: str
+    table: pd.DataFrame
+    shown: pd.DataFrame
+    note: str
+
+    @property
+    def title(self) -> str:
+        return TASK_TITLES[self.task]
+
+
+def task_sections(df: pd.DataFrame, by: Sequence[str] | None = None) -> list[TaskSection]:
+    """A `TaskSection` for each task present in `df` (from `load_records`), classification first."""
+    return [
+        TaskSection(task, table, format_table(table, task), sampling_note(df) if task == "denoising" else "")
+        for task, table in tables_by_task(df, by).items()
+    ]
+
+
+def sections_markdown(sections: Sequence[TaskSection]) -> str:
+    """Each task's table under its "## <title>" heading, its note below; what the CLI prints."""
+    blocks = []
+    for section in sections:
+        blocks += [
+            f"## {section.title}",
+            to_markdown(section.shown),
+            *([section.note] if section.note else []),
+        ]
+    return "\n\n".join(blocks)
 
 
 def _summary(df: pd.DataFrame) -> str:
     finished = int((df["status"] == "finished").sum())
-    return (
-        f"{finished} finished run(s), {len(df) - finished} failed or unfinished; test accuracy: {STD_NOTE}."
-    )
+    return f"{finished} finished run(s), {len(df) - finished} failed or unfinished; every figure: {STD_NOTE}."
 
 
-def _markdown(df: pd.DataFrame, shown: pd.DataFrame, failed: pd.DataFrame) -> str:
-    parts = [f"# {TITLE}", _summary(df), to_markdown(shown), f"## {FAILED_TITLE}"]
+def _markdown(df: pd.DataFrame, sections: Sequence[TaskSection], failed: pd.DataFrame) -> str:
+    parts = [f"# {TITLE}", _summary(df), sections_markdown(sections), f"## {FAILED_TITLE}"]
     parts.append(to_markdown(failed) if len(failed) else "None.")
     return "\n\n".join(parts) + "\n"
 
 
-def _html(df: pd.DataFrame, shown: pd.DataFrame, failed: pd.DataFrame, pngs: dict[str, bytes]) -> str:
-    images = "\n".join(
-        f'<h3>{html.escape(name)}</h3>\n<img alt="{html.escape(name)}" '
-        f'src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
-        for name, png in pngs.items()
+def _img(alt: str, png: bytes, css_class: str = "") -> str:
+    data = base64.b64encode(png).decode("ascii")
+    class_attr = f' class="{css_class}"' if css_class else ""
+    return f'<img alt="{html.escape(alt)}"{class_attr} src="data:image/png;base64,{data}">'
+
+
+def _samples_html(grids: Sequence[SampleGrid]) -> str:
+    """The "Samples" section: each group's grid under its title; "" when there is no denoising run."""
+    if not grids:
+        return ""
+    parts = ["<h2>Samples</h2>", f"<p>{html.escape(SAMPLES_NOTE)}</p>"]
+    for grid in grids:
+        parts.append(f"<h3>{html.escape(grid.title)}</h3>")
+        missing = f"<p>No readable samples.png in {html.escape(grid.source)}.</p>"
+        parts.append(_img(f"samples {grid.group}", grid.png, "samples") if grid.png else missing)
+    return "\n".join(parts)
+
+
+def _html(
+    df: pd.DataFrame,
+    sections: Sequence[TaskSection],
+    failed: pd.DataFrame,
+    pngs: dict[str, bytes],
+    grids: Sequence[SampleGrid],
+) -> str:
+    tables = "\n".join(
+        f"<h2>{html.escape(s.title)}</h2>\n{s.shown.to_html(index=False, border=0)}"
+        + (f"\n<p>{html.escape(s.note)}</p>" if s.note else "")
+        for s in sections
     )
+    images = "\n".join(f"<h3>{html.escape(name)}</h3>\n{_img(name, png)}" for name, png in pngs.items())
     failed_html = failed.to_html(index=False, border=0) if len(failed) else "<p>None.</p>"
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -50,11 +132,12 @@ def _html(df: pd.DataFrame, shown: pd.DataFrame, failed: pd.DataFrame, pngs: dic
 <body>
 <h1>{TITLE}</h1>
 <p>{html.escape(_summary(df))}</p>
-{shown.to_html(index=False, border=0)}
+{tables}
 <h2>{FAILED_TITLE}</h2>
 {failed_html}
 <h2>Plots</h2>
 {images}
+{_samples_html(grids)}
 </body>
 </html>
 """
@@ -63,26 +146,37 @@ def _html(df: pd.DataFrame, shown: pd.DataFrame, failed: pd.DataFrame, pngs: dic
 def write_report(df: pd.DataFrame, out_dir: str | Path, by: Sequence[str] | None = None) -> dict[str, Path]:
     """Write the comparison of the runs in `df` (from `load_records`) into `out_dir`.
 
+    results.csv holds the classification table when there are classification runs, else the only
+    task's table; results_denoising.csv holds the denoising table whenever there are denoising runs
+    (so a denoising-only comparison writes the same table twice, and scripts can always read it
+    from results_denoising.csv).
+
     Args:
-        df: one row per run, failed runs included (they are listed, not aggregated).
+        df: one row per run of any task, failed runs included (they are listed, not aggregated).
         out_dir: created if missing; existing report files are replaced.
-        by: group keys, as for `aggregate`.
+        by: group keys, as for `aggregate` (the same for every task).
 
     Returns:
-        The paths written, by name: results_md, results_csv, report_html and one per plot.
+        The paths written, by name: results_md, results_csv, results_denoising_csv (with denoising
+        runs), report_html and one per plot.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    table = aggregate(df, by)
-    shown, failed = format_table(table), failed_runs(df)
+    sections = task_sections(df, by)
+    failed = failed_runs(df)
     pngs = plot_pngs(df, by)
+    denoising = [s.table for s in sections if s.task == "denoising"]
+    grids = sample_grids(df, denoising[0]) if denoising else []
 
     paths = {"results_md": out / "results.md", "results_csv": out / "results.csv"}
-    paths["results_md"].write_text(_markdown(df, shown, failed))
-    table.to_csv(paths["results_csv"], index=False)  # n=1 leaves the std cells empty
+    paths["results_md"].write_text(_markdown(df, sections, failed))
+    sections[0].table.to_csv(paths["results_csv"], index=False)  # n=1 leaves the std cells empty
+    if denoising:
+        paths["results_denoising_csv"] = out / "results_denoising.csv"
+        denoising[0].to_csv(paths["results_denoising_csv"], index=False)
     for name, png in pngs.items():
         paths[name] = out / f"{name}.png"
         paths[name].write_bytes(png)
     paths["report_html"] = out / "report.html"
-    paths["report_html"].write_text(_html(df, shown, failed, pngs))
+    paths["report_html"].write_text(_html(df, sections, failed, pngs, grids))
     return paths

@@ -1,13 +1,18 @@
-"""Group runs by model and swept keys, aggregate over seeds, and format the comparison table."""
+"""Group runs by model and swept keys, aggregate over seeds, and format the comparison table.
+
+Each task gets its own table: classification and denoising runs share no figure of merit.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import pandas as pd
 
 from vitbench.compare.records import HEAD_KEYS, override_value
+from vitbench.results import TASK_KEYS
 
 METRICS = (
     "test_acc",
@@ -18,6 +23,22 @@ METRICS = (
     "peak_memory_mb",
     "wall_time_s",
 )
+DENOISING_METRICS = (
+    "fid",
+    "fid_floor",
+    "sample_acc",
+    "val_loss_best",
+    "params",
+    "gflops",
+    "train_images_per_s",
+    "sampling_images_per_s",
+    "peak_memory_mb",
+    "wall_time_s",
+)
+TASK_METRICS = {"classification": METRICS, "denoising": DENOISING_METRICS}
+# How a denoising run sampled is part of what its FID means: when the runs differ in one of these
+# settings it becomes a group key, so that runs sampled differently are never averaged together.
+SAMPLING_KEYS = {"classification": (), "denoising": ("n_samples", "sampling_steps", "cfg_scale")}
 # Override keys that never define a group: seeds are what we average over, the rest is bookkeeping.
 IGNORED_KEYS = ("model", "seed", "ckpt_path", "tags", "group", "threads", "export_checkpoint")
 IGNORED_PREFIXES = ("hydra.", "hydra/", "paths.", "logger", "callbacks")
@@ -42,31 +63,76 @@ def swept_keys(df: pd.DataFrame) -> list[str]:
     ]
 
 
-def default_keys(df: pd.DataFrame) -> list[str]:
-    """`model`, `dataset` when runs on several datasets are compared without a swept `data=`, and
-    the swept keys."""
-    swept = swept_keys(df)
-    datasets = df.loc[df["status"] == "finished", "dataset"].dropna().unique()
-    return ["model", *(["dataset"] if len(datasets) > 1 and "data" not in swept else []), *swept]
+def task_rows(df: pd.DataFrame, task: str) -> pd.DataFrame:
+    """The rows of `df` of `task`; a row without a task (or a frame without the column) is an old
+    classification run, as `task_of` reads it.
 
-
-def aggregate(df: pd.DataFrame, by: Sequence[str] | None = None) -> pd.DataFrame:
-    """Aggregate the finished runs of `df` (from `load_records`) over seeds.
-
-    Args:
-        df: one row per run.
-        by: the group keys: columns of `df` or override keys; default `default_keys(df)`.
-
-    Returns:
-        One row per group: the group keys, `n` (finished runs), `seeds`, then `<metric>_mean` and
-        `<metric>_std` (sample std, ddof=1; NaN when n=1) for `METRICS` and any DeiT head metric.
+    Raises:
+        ValueError: `task` is not a known task.
     """
-    done = df[df["status"] == "finished"].copy()
-    keys = list(by) if by is not None else default_keys(df)
+    if task not in TASK_METRICS:
+        raise ValueError(f"task={task!r} is unknown: expected one of {', '.join(TASK_METRICS)}")
+    if "task" not in df.columns:
+        return df if task == "classification" else df.iloc[0:0]
+    return df[df["task"].fillna("classification") == task]
+
+
+def tasks_present(df: pd.DataFrame) -> list[str]:
+    """The tasks of the runs of `df` in `TASK_KEYS` order; ["classification"] when no run says."""
+    found = set(df["task"].dropna()) if "task" in df.columns else set()
+    return [task for task in TASK_KEYS if task in found] or ["classification"]
+
+
+def default_keys(df: pd.DataFrame, task: str = "classification") -> list[str]:
+    """`model`, `dataset` when runs on several datasets are compared without a swept `data=`, the
+    swept keys, and the `SAMPLING_KEYS` whose value differs among the finished runs of `task`
+    (unless an override of the same name is swept)."""
+    runs = task_rows(df, task)
+    swept = swept_keys(runs)
+    done = runs[runs["status"] == "finished"]
+    datasets = done["dataset"].dropna().unique()
+    differing = [
+        key
+        for key in SAMPLING_KEYS[task]
+        if key in done
+        and done[key].nunique(dropna=False) > 1
+        and not any(s.rsplit(".", 1)[-1] == key for s in swept)  # a swept `model.cfg_scale=` shows it
+    ]
+    return ["model", *(["dataset"] if len(datasets) > 1 and "data" not in swept else []), *swept, *differing]
+
+
+def group_runs(df: pd.DataFrame, keys: Sequence[str], task: str = "classification") -> pd.DataFrame:
+    """The finished runs of `task` in `df`, with a column per group key: a column of `df`, or an
+    override key whose value is read from each run's overrides (`DEFAULT` where not given)."""
+    done = task_rows(df, task)
+    done = done[done["status"] == "finished"].copy()
     for key in keys:
         if key not in done.columns:
             done[key] = [override_value(run, key) or DEFAULT for run in done["overrides"]]
-    metrics = [*METRICS, *(k for k in HEAD_KEYS if k in done.columns and done[k].notna().any())]
+    return done
+
+
+def aggregate(
+    df: pd.DataFrame, by: Sequence[str] | None = None, task: str = "classification"
+) -> pd.DataFrame:
+    """Aggregate the finished runs of `task` in `df` (from `load_records`) over seeds.
+
+    Args:
+        df: one row per run, of any task (the other tasks' runs are left out).
+        by: the group keys: columns of `df` or override keys; default `default_keys(df, task)`.
+        task: "classification" or "denoising".
+
+    Returns:
+        One row per group: the group keys, `n` (finished runs), `seeds`, then `<metric>_mean` and
+        `<metric>_std` (sample std, ddof=1; NaN when n=1) for the task's `TASK_METRICS` and any DeiT
+        head metric.
+
+    Raises:
+        ValueError: `task` is not a known task.
+    """
+    keys = list(by) if by is not None else default_keys(df, task)
+    done = group_runs(df, keys, task)
+    metrics = [*TASK_METRICS[task], *(k for k in HEAD_KEYS if k in done.columns and done[k].notna().any())]
     for metric in metrics:
         done[metric] = pd.to_numeric(done[metric], errors="coerce") if metric in done else math.nan
     stats = [f"{m}_{s}" for m in metrics for s in ("mean", "std")]
@@ -80,9 +146,50 @@ def aggregate(df: pd.DataFrame, by: Sequence[str] | None = None) -> pd.DataFrame
     return table.reset_index()
 
 
+def tables_by_task(df: pd.DataFrame, by: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
+    """`aggregate` of each task of `tasks_present(df)`, by task name."""
+    return {task: aggregate(df, by, task) for task in tasks_present(df)}
+
+
 def group_keys(table: pd.DataFrame) -> list[str]:
     """The group-key columns of an `aggregate` table (those before `n`)."""
     return list(table.columns[: list(table.columns).index("n")])
+
+
+class Column(NamedTuple):
+    """A column people read: `metric`'s mean (± its std over seeds) times `scale`, in `fmt`."""
+
+    header: str
+    metric: str
+    scale: float = 1.0
+    fmt: str = ".2f"
+    std: bool = True
+
+
+N_RUNS = Column("n", "n")  # the number of finished runs, not a metric
+SIZE_COLUMNS = (
+    Column("params (M)", "params", 1e-6, std=False),
+    Column("GFLOPs", "gflops", fmt=".3g", std=False),
+    Column("images/s", "train_images_per_s", fmt=",.0f", std=False),
+)
+COLUMNS = {
+    "classification": (
+        Column("test acc (%)", "test_acc", 100),
+        Column("val acc best (%)", "val_acc_best", 100),
+        N_RUNS,
+        *SIZE_COLUMNS,
+    ),
+    "denoising": (
+        # Features of vitbench's own CNN classifier, not Inception's: only comparable within vitbench.
+        Column("FID (vitbench-CNN)", "fid"),
+        Column("FID floor (real vs real)", "fid_floor"),
+        Column("sample acc (%)", "sample_acc", 100),
+        Column("val loss best", "val_loss_best", fmt=".4f"),
+        N_RUNS,
+        *SIZE_COLUMNS,
+        Column("sampling images/s", "sampling_images_per_s", fmt=",.0f", std=False),
+    ),
+}
 
 
 def _mean_std(mean: float, std: float, scale: float = 1.0, fmt: str = ".2f") -> str:
@@ -93,24 +200,48 @@ def _mean_std(mean: float, std: float, scale: float = 1.0, fmt: str = ".2f") -> 
     return f"{mean * scale:{fmt}} ± {std * scale:{fmt}}"
 
 
-def format_table(table: pd.DataFrame) -> pd.DataFrame:
-    """The table people read: accuracies in %, parameters in millions, one string per cell."""
+def _key_text(value: object) -> str:
+    """A group key's cell: a number read from results.json (a sampling setting) without a float's
+    trailing ".0" ("1000", "2", "1.5"); anything else as `str` writes it."""
+    return f"{value:g}" if isinstance(value, float) and not math.isnan(value) else str(value)
 
-    def column(metric: str, scale: float = 1.0, fmt: str = ".2f", std: bool = True) -> list[str]:
-        stds = table[f"{metric}_std"] if std else [math.nan] * len(table)
-        return [
-            _mean_std(float(m), float(s), scale, fmt)
-            for m, s in zip(table[f"{metric}_mean"], stds, strict=True)
+
+def format_table(table: pd.DataFrame, task: str = "classification") -> pd.DataFrame:
+    """The table people read, one string per cell: the group keys, then the task's `COLUMNS`
+    (accuracies in %, parameters in millions, mean ± std where the std is shown and exists)."""
+    shown = table[group_keys(table)].map(_key_text)
+    for column in COLUMNS[task]:
+        if column is N_RUNS:
+            shown["n"] = table["n"].astype(int).astype(str)
+            continue
+        stds = table[f"{column.metric}_std"] if column.std else [math.nan] * len(table)
+        shown[column.header] = [
+            _mean_std(float(m), float(s), column.scale, column.fmt)
+            for m, s in zip(table[f"{column.metric}_mean"], stds, strict=True)
         ]
-
-    shown = table[group_keys(table)].astype(str).copy()
-    shown["test acc (%)"] = column("test_acc", 100)
-    shown["val acc best (%)"] = column("val_acc_best", 100)
-    shown["n"] = table["n"].astype(int).astype(str)
-    shown["params (M)"] = column("params", 1e-6, std=False)
-    shown["GFLOPs"] = column("gflops", fmt=".3g", std=False)
-    shown["images/s"] = column("train_images_per_s", fmt=",.0f", std=False)
     return shown.reset_index(drop=True)
+
+
+def sampling_note(df: pd.DataFrame) -> str:
+    """The sampling settings every finished denoising run of `df` shares, as a sentence
+    ("Sampling: 1000 generated images, 20 Heun steps, CFG scale 2 in every run."); "" when none is shared.
+
+    A setting the runs differ in is left out: it is a group key of the table (`default_keys`).
+    """
+    done = task_rows(df, "denoising")
+    done = done[done["status"] == "finished"]
+    # Both denoisers sample with vitbench.models.flow.Sampler: Heun's method.
+    texts = {
+        "n_samples": "{} generated images",
+        "sampling_steps": "{} Heun steps",
+        "cfg_scale": "CFG scale {}",
+    }
+    shared = []
+    for key, text in texts.items():
+        values = done[key].unique() if key in done else []
+        if len(values) == 1 and not pd.isna(values[0]):
+            shared.append(text.format(_key_text(float(values[0]))))
+    return f"Sampling: {', '.join(shared)} in every run." if shared else ""
 
 
 def failed_runs(df: pd.DataFrame) -> pd.DataFrame:

@@ -7,8 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from vitbench.compare.records import HEAD_KEYS, RunRecord, check_results, curve_from_metrics
-from vitbench.results import RESULT_KEYS
+from vitbench.compare.records import RECORD_KEYS, RunRecord, check_results, curve_from_metrics, curve_metric
 
 # Config entries that differ from run to run without being a compared setting.
 NOT_SWEPT = ("seed", "ckpt_path", "group", "tags", "paths.", "logger.", "callbacks.", "hydra.")
@@ -59,12 +58,12 @@ def config_overrides(configs: list[dict[str, Any]], models: list[str | None]) ->
 
 def _summary(run: Any) -> dict[str, Any]:
     keys = set(run.summary.keys())
-    return {k: run.summary.get(k) for k in (*RESULT_KEYS, *HEAD_KEYS) if k in keys}
+    return {k: run.summary.get(k) for k in RECORD_KEYS if k in keys}
 
 
-def _history_curve(run: Any) -> list[tuple[float, float]]:
-    history = run.history(keys=["val/acc", "epoch"])
-    return curve_from_metrics(history) if isinstance(history, pd.DataFrame) else []
+def _history_curve(run: Any, metric: str) -> list[tuple[float, float]]:
+    history = run.history(keys=[metric, "epoch"])
+    return curve_from_metrics(history, metric) if isinstance(history, pd.DataFrame) else []
 
 
 def find_wandb_runs(path: str, group: str, api: Any | None = None) -> list[RunRecord]:
@@ -97,5 +96,6 @@ def find_wandb_runs(path: str, group: str, api: Any | None = None) -> list[RunRe
             records.append(RunRecord(source, overrides, summary or None, f"W&B state is {run.state!r}"))
             continue
         results = {**summary, "overrides": overrides}
-        records.append(RunRecord(source, overrides, results, check_results(results), _history_curve(run)))
+        curve = _history_curve(run, curve_metric(results))
+        records.append(RunRecord(source, overrides, results, check_results(results), curve))
     return records

@@ -1,0 +1,69 @@
+"""The sample grids of denoising runs (each run's samples.png), one per group of the table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from vitbench.compare.table import DEFAULT, format_table, group_keys, group_runs
+
+SAMPLES_FILE = "samples.png"  # written by a denoising run: one row of generated images per class
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass
+class SampleGrid:
+    """One group's grid of generated images.
+
+    Attributes:
+        group: the group, as `group_label` names it ("jit model.prediction=eps").
+        title: the group and its figures ("jit model.prediction=eps: FID (vitbench-CNN) 12.3 ± 0.4, ...").
+        source: the run the grid comes from: the group's run with the lowest seed.
+        png: the PNG file's bytes; None when the run has no readable samples.png (a W&B run, say).
+    """
+
+    group: str
+    title: str
+    source: str
+    png: bytes | None
+
+
+def group_label(shown_row: pd.Series, keys: list[str]) -> str:
+    """ "jit", "jit model.prediction=eps": the model, then every other group key the group sets."""
+    parts = [str(shown_row["model"])] if "model" in keys else []
+    parts += [f"{k}={shown_row[k]}" for k in keys if k != "model" and shown_row[k] != DEFAULT]
+    return " ".join(parts) or "all runs"
+
+
+def read_png(path: Path) -> bytes | None:
+    """The bytes of the PNG file at `path`, or None when it is missing or not a PNG."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    return data if data.startswith(PNG_SIGNATURE) else None
+
+
+def sample_grids(df: pd.DataFrame, table: pd.DataFrame) -> list[SampleGrid]:
+    """One `SampleGrid` per row of `table` (the denoising `aggregate` of `df`), in its order."""
+    keys = group_keys(table)
+    shown = format_table(table, "denoising")
+    runs = group_runs(df, keys, "denoising")
+    if runs.empty:
+        return []
+    # The same grouping as `aggregate`, so that the groups come in the table's order.
+    groups = [members for _, members in runs.groupby(keys, sort=True, dropna=False)]
+    grids = []
+    for (_, row), members in zip(shown.iterrows(), groups, strict=True):
+        first = members.sort_values("seed", kind="stable").iloc[0]  # a run without a seed comes last
+        seed = f", samples of seed {int(first['seed'])}" if pd.notna(first["seed"]) else ""
+        group = group_label(row, keys)
+        title = (
+            f"{group}: FID (vitbench-CNN) {row['FID (vitbench-CNN)']}, "
+            f"sample acc {row['sample acc (%)']} %{seed}"
+        )
+        png = read_png(Path(first["source"]) / SAMPLES_FILE)
+        grids.append(SampleGrid(group, title, str(first["source"]), png))
+    return grids
