@@ -114,3 +114,29 @@ def test_slurm_launcher_and_optuna_search_compose(compose_cfg):
     assert cfg.optimized_metric == "val/acc_best"
     sweeper = HydraConfig.get().sweeper
     assert sweeper.direction == "maximize" and "model.optimizer.lr" in sweeper.params
+
+
+@pytest.mark.parametrize("data", DATA)
+@pytest.mark.parametrize("model", ["jit", "dit"])
+def test_denoisers_instantiate_on_every_dataset_and_denoise_its_shape(compose_cfg, model, data):
+    import torch
+
+    from vitbench.models import DenoiserModule
+
+    extra = IMAGEFOLDER if data == "imagefolder" else []
+    cfg = compose_cfg(f"model={model}", f"data={data}", "model.feature_cnn=null", *extra)
+    module = instantiate(cfg.model)
+    assert isinstance(module, DenoiserModule)
+    shape = (2, cfg.data.in_chans, cfg.data.img_size, cfg.data.img_size)
+    assert module(torch.zeros(shape)).shape == shape
+    assert module.net.y_embedder.num_embeddings == cfg.data.num_classes + 1  # and the null class
+    OmegaConf.to_container(cfg, resolve=True)
+
+
+def test_full_size_denoisers_compose_with_the_papers_shapes(compose_cfg):
+    jit = compose_cfg("model=jit", "size=full", "data=cifar10").model
+    assert (jit.width, jit.depth, jit.num_heads, jit.bottleneck_dim, jit.patch_size) == (768, 12, 12, 128, 2)
+    assert (jit.prediction, jit.loss_space, jit.sampling_steps) == ("x", "v", 50)
+    dit = compose_cfg("model=dit", "size=full", "data=cifar10", "model.feature_cnn=null").model
+    assert (dit.width, dit.depth, dit.num_heads, dit.bottleneck_dim) == (384, 12, 6, None)
+    assert sum(p.numel() for p in instantiate(dit).net.parameters()) > 30e6  # DiT-S: 33M

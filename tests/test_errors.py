@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from test_train import run_cli
+from test_train import run_main
 
 SYNTHETIC = ("data=synthetic", "debug=fast", "logger=none")
 
@@ -20,20 +20,24 @@ SYNTHETIC = ("data=synthetic", "debug=fast", "logger=none")
         (("model.patch_size=5",), "model.patch_size=5 does not divide data.img_size=28"),
         (("model=swin", "model.window_size=20"), "model.window_size <="),
         (("model=deit", "paths.teacher_dir=/nonexistent"), "make teacher"),
+        (("trainer=gpu",), "PyTorch sees no GPU on this machine"),
+        (("model.embed_dim=130",), "choose num_heads among the divisors of 130 (e.g. 1, 2, 5, 10)"),
     ],
-    ids=["unknown-option", "wrong-type", "batch-size", "train-subset", "patch", "swin-window", "no-teacher"],
+    ids=["unknown-option", "wrong-type", "batch-size", "train-subset", "patch", "swin-window", "no-teacher", "no-gpu",
+         "heads"],
 )
-def test_bad_input_gives_a_short_message_and_damages_nothing(tmp_path, overrides, message):
+def test_bad_input_gives_a_short_message_and_damages_nothing(tmp_path, overrides, message, monkeypatch, capsys):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     earlier = run_dir / "results.json"
     earlier.write_text('{"from": "an earlier run"}')
 
-    proc = run_cli(*SYNTHETIC, *overrides, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    code, stderr = run_main(*SYNTHETIC, *overrides, f"hydra.run.dir={run_dir}", cwd=tmp_path,
+                            monkeypatch=monkeypatch, capsys=capsys)  # fmt: skip
 
-    assert proc.returncode != 0
-    assert message in proc.stderr
-    assert "Traceback" not in proc.stderr  # the full one only with HYDRA_FULL_ERROR=1
+    assert code != 0
+    assert message in stderr
+    assert "Traceback" not in stderr  # the full one only with HYDRA_FULL_ERROR=1
     assert earlier.read_text() == '{"from": "an earlier run"}'
     assert not (run_dir / "checkpoints").exists()
 

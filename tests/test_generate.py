@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import json
 import signal
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
-from hydra.core.global_hydra import GlobalHydra
 
 from test_resume import finish, start
-from test_train import run_cli, wandb_inspect
+from test_train import run_cli, run_main, wandb_inspect
 from vitbench.results import COMMON_KEYS, TASK_KEYS
-from vitbench.train import main
 
 # A tiny JiT on synthetic data, sampling 20 images in 2 Heun steps.
 TINY = (
@@ -55,6 +52,14 @@ def test_jit_debug_run_writes_every_key_the_samples_and_a_wandb_image(tmp_path, 
     assert images.dtype == torch.uint8 and images.shape == (20, 1, 28, 28)
     assert labels.dtype == torch.int64 and labels.tolist() == [i % 10 for i in range(20)]
     assert (run_dir / "samples.png").read_bytes().startswith(b"\x89PNG")
+
+    # vitbench-sample on the run folder: its best checkpoint, without the feature CNN, any steps and scale.
+    from vitbench.samples import main as sample_main
+
+    assert sample_main([str(run_dir), "--per-class", "2", "--steps", "1", "--cfg-scale", "1.5", "--out", str(tmp_path / "s")]) == 0
+    more = torch.load(tmp_path / "s" / "samples.pt", weights_only=True)
+    assert more["images"].shape == (20, 1, 28, 28) and more["labels"].tolist() == [i // 2 for i in range(20)]
+    assert sample_main([str(tmp_path / "nowhere")]) == 2
 
     (wandb_run,) = (run_dir / "wandb").glob("offline-run-*")
     assert list((wandb_run / "files" / "media" / "images").glob("samples_*.png"))
@@ -103,15 +108,10 @@ def test_bad_denoiser_input_stops_before_training_and_damages_nothing(tmp_path, 
     torch.save({"weights": torch.ones(3)}, foreign)
     overrides = tuple(o.replace("FOREIGN", str(foreign)) for o in overrides)
 
-    # vitbench-train's own entry point, in this process (a new one per case would cost ~10 s of imports).
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["vitbench-train", "model=jit", *TINY, "debug=fast", "logger=none",
-                                      f"paths.teacher_dir={feature_cnns}", *overrides, f"hydra.run.dir={run_dir}"])  # fmt: skip
-    GlobalHydra.instance().clear()
-    with pytest.raises(SystemExit) as exit_:
-        main()
-    stderr = capsys.readouterr().err
-    assert exit_.value.code != 0
+    code, stderr = run_main("model=jit", *TINY, "debug=fast", "logger=none", f"paths.teacher_dir={feature_cnns}",
+                            *overrides, f"hydra.run.dir={run_dir}", cwd=tmp_path, monkeypatch=monkeypatch,
+                            capsys=capsys)  # fmt: skip
+    assert code != 0
     assert message in stderr, stderr[-2000:]
     assert "Traceback" not in stderr
     assert earlier.read_text() == '{"from": "an earlier run"}' and not (run_dir / "checkpoints").exists()

@@ -23,6 +23,25 @@ def run_cli(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
+def run_main(*overrides: str, cwd: Path, monkeypatch, capsys) -> tuple[int, str]:
+    """`vitbench-train OVERRIDES` through its real entry point (Hydra's argument parsing and error
+    report included), in this process: a new process per case would spend ~10 s importing.
+    Returns the exit code and what it printed to stderr."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from vitbench.train import main
+
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(sys, "argv", ["vitbench-train", *overrides])
+    GlobalHydra.instance().clear()
+    try:
+        main()
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    return code, capsys.readouterr().err
+
+
 def wandb_inspect(run_dir: Path, *flags: str) -> str:
     """What wandb wrote for an offline run (offline, wandb 0.31 writes no summary or config file)."""
     wandb = Path(sys.executable).parent / "wandb"

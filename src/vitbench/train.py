@@ -80,6 +80,18 @@ def check_numbers(cfg: DictConfig) -> None:
             raise ValueError(f"{key}={value!r} is not {'an integer' if kind is int else 'a number'}; write e.g. {key}={example}.")
 
 
+def check_accelerator(trainer: DictConfig) -> None:
+    """Raise ValueError when the trainer asks for a GPU that PyTorch cannot see (Lightning's own
+    message, "No supported gpu backend found!", says neither why nor what to run instead)."""
+    accelerator = str(trainer.get("accelerator", "auto"))
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ValueError(
+            f"trainer.accelerator={accelerator} (trainer=gpu), but PyTorch sees no GPU on this machine "
+            f"(torch {torch.__version__}, CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}). "
+            "Run on the CPU with trainer=default (auto: the GPU where there is one) or trainer=cpu."
+        )
+
+
 def instantiate_all(group: DictConfig | None) -> list:
     """Instantiate every `_target_` entry of a callbacks or loggers group (null entries are skipped)."""
     if not group:
@@ -178,6 +190,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict[str, float]]:
     """
     start = time.perf_counter()
     check_numbers(cfg)
+    check_accelerator(cfg.trainer)
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)
     pl.seed_everything(cfg.seed, workers=True)

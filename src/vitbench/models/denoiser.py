@@ -111,6 +111,7 @@ class DenoiserModule(TaskModule):
                        bottleneck_dim, qk_norm, norm, mlp)  # fmt: skip
         self.set_speed_options(compile=compile, fused_attn=fused_attn)
         self.ema = ModelEmaV3(self.net, decay=ema_decay, use_warmup=True)
+        self.ema.requires_grad_(False)  # moved by update(), never by the optimizer (and not "trainable")
         self.val_loss = MeanMetric()
         self.val_loss_best = MinMetric()
         self.val_loss_best.persistent(True)  # a resumed run keeps its best
