@@ -84,8 +84,12 @@ def test_cli_writes_results_and_an_offline_wandb_run(tmp_path):
     assert header["tags"] == ["debug"]
     assert summary["test_acc"] == pytest.approx(results["test_acc"])
     assert summary["params"] == results["params"]
-    assert "val/acc" in summary and "train/loss" in summary
+    assert "train/loss" in summary
+    # The summary holds the best validation accuracy and the lowest loss (what W&B's panels read).
+    assert set(summary["val/acc"]) == {"max"} and set(summary["val/loss"]) == {"min"}
+    assert summary["val/acc"]["max"] == pytest.approx(results["val_acc_best"])
     assert config["seed"] == 5 and config["model_name"] == "vit"
+    assert "embed_dim" not in config and config["model"]["embed_dim"] == 128  # the model's hparams once, nested
     assert config["model"]["_target_"] == "vitbench.models.ViTModule"
     assert config["data"]["dataset"] == "synthetic"
 

@@ -111,6 +111,15 @@ def export_checkpoint(trainer: pl.Trainer, target: Path) -> None:
     log.info("Best checkpoint exported to %s", target)
 
 
+def define_wandb_summaries(loggers: list, monitor: str, mode: str) -> None:
+    """Make each W&B run's summary hold the best value of the monitored metric (and the lowest
+    val/loss), not the last: W&B's scatter and parallel-coordinates panels read the summary."""
+    for logger in loggers:
+        if isinstance(logger, pl.loggers.WandbLogger):
+            logger.experiment.define_metric(monitor, summary=mode)
+            logger.experiment.define_metric("val/loss", summary="min")
+
+
 def task_overrides() -> list[str]:
     """This job's command-line overrides (empty outside a Hydra app)."""
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
@@ -212,8 +221,10 @@ def train(cfg: DictConfig) -> tuple[dict, dict[str, float]]:
     if not loggers:  # logger=none: nothing to log the learning rate to (Lightning would refuse)
         callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.LearningRateMonitor)]
     trainer: pl.Trainer = build(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    # The resolved config, once: the modules keep their own hyperparameters out of the loggers.
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    define_wandb_summaries(loggers, model.monitor, model.monitor_mode)
 
     trainer.fit(model, datamodule=datamodule, ckpt_path=resume.checkpoint if resume else None)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}

@@ -95,7 +95,7 @@ class DenoiserModule(TaskModule):
                 f"model.n_samples={n_samples} must be >= the {num_classes} classes and model.sample_batch_size="
                 f"{sample_batch_size} >= 1."
             )
-        self.save_hyperparameters(ignore=list(self.hparams_ignore))
+        self.save_hyperparameters(ignore=list(self.hparams_ignore), logger=False)  # train.py logs the whole config once
         self.flow = FlowMatching(prediction, loss_space, t_mu, t_sigma, t_eps)
         self.sampler = Sampler(sampling_steps, cfg_scale, tuple(cfg_interval))
         self.num_classes, self.label_drop = num_classes, label_drop
