@@ -1,4 +1,4 @@
-"""warmup_cosine: linear warm-up to the peak, cosine down to min_lr_ratio * peak."""
+"""warmup_cosine: linear warm-up to the peak, cosine down to min_lr_ratio * peak; warmup_constant: JiT's."""
 
 from __future__ import annotations
 
@@ -49,3 +49,20 @@ def test_refuses_bad_fraction():
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     with pytest.raises(ValueError, match="scheduler.warmup_fraction=1.5"):
         warmup_cosine(optimizer, total_steps=10, warmup_fraction=1.5)
+
+
+def test_warmup_constant_rises_then_holds_the_base_lr():
+    from vitbench.models import warmup_constant
+
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.AdamW([param], lr=1e-3)
+    scheduler = warmup_constant(optimizer, total_steps=100, warmup_fraction=0.05)  # 5 warm-up steps
+    lrs = []
+    for _ in range(100):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[0] == pytest.approx(1e-3 / 6) and lrs[:6] == sorted(lrs[:6])
+    assert all(lr == pytest.approx(1e-3) for lr in lrs[5:])
+    with pytest.raises(ValueError, match="warmup_fraction=1.0 must lie in"):
+        warmup_constant(optimizer, 100, warmup_fraction=1.0)

@@ -4,6 +4,10 @@ DiT: Peebles & Xie 2023, "Scalable Diffusion Models with Transformers", arXiv 22
 JiT: Li & He 2025, "Back to Basics: Let Denoising Generative Models Denoise", arXiv 2511.13720.
 Attention, MLPs, patch embedding, RMSNorm and the sin-cos position table are timm's; what is
 written here is what DiT adds to a ViT: the conditioning embeddings and adaLN-Zero.
+
+Departures from JiT's released network: a fixed 2-D sin-cos position table (DiT's) instead of
+JiT's rotary embeddings, and the class enters through adaLN only (JiT also prepends in-context
+class tokens); JiT's bottleneck embedding, qk-norm, RMSNorm and SwiGLU are switches here.
 """
 
 from __future__ import annotations

@@ -46,7 +46,8 @@ def warmup_cosine(
 
 def warmup_constant(optimizer: torch.optim.Optimizer, total_steps: int, warmup_fraction: float = 0.05) -> LRScheduler:
     """Linear warm-up to the base lr, then constant: JiT's schedule (Li & He 2025, arXiv 2511.13720,
-    Table 9: 5 warm-up epochs, then a constant lr; the EMA weights do what a decay would).
+    training configuration and code: 5 warm-up epochs, then a constant lr; the EMA weights do what
+    a decay would).
 
     Args:
         optimizer: Optimizer whose groups' current ``lr`` is the lr after warm-up.
