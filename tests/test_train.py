@@ -123,3 +123,26 @@ def test_deit_without_its_teacher_stops_before_training(compose_cfg, tmp_path):
     with pytest.raises(ValueError, match=r"synthetic-cnn.ckpt does not exist.*make teacher"):
         train(cfg)
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("model", ["vit", "jit"])
+def test_tensorboard_hparams_hold_the_real_final_metrics(compose_cfg, tmp_path, model):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    extra = ("model.width=32", "model.depth=2", "model.num_heads=2", "model.n_samples=20", "model.sampling_steps=2",
+             "model.feature_cnn=null") if model == "jit" else ()  # fmt: skip
+    cfg = compose_cfg(f"model={model}", "data=synthetic", "debug=fast", "logger=tensorboard", "seed=4", *extra)
+    record, metrics = train(cfg)
+    events = EventAccumulator(str(Path(cfg.paths.output_dir) / "tensorboard"))
+    events.Reload()
+    assert "hp_metric" not in events.Tags()["scalars"]
+    content = events.PluginTagToContent("hparams")
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    assert start.hparams["seed"].number_value == 4 and start.hparams["model_name"].string_value == model
+    names = {m.name.tag for m in experiment.metric_infos}
+    expected = {"val/acc_best", "test/acc"} if model == "vit" else {"val/loss_best"}  # no FID without a feature CNN
+    assert names == expected
+    for name in names:  # the value the HParams table shows is the run's final one
+        assert events.Scalars(name)[-1].value == pytest.approx(metrics[name])

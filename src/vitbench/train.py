@@ -120,6 +120,21 @@ def define_wandb_summaries(loggers: list, monitor: str, mode: str) -> None:
             logger.experiment.define_metric("val/loss", summary="min")
 
 
+def log_final_hparams(loggers: list, cfg: DictConfig, model: TaskModule, metrics: dict[str, float], step: int) -> None:
+    """TensorBoard's HParams tab: the run's settings with its final figures (the metrics its
+    results.json reports, under their logged names: val/acc_best, test/acc; a denoiser's test/fid,
+    ...), instead of Lightning's placeholder hp_metric=-1 (conf/logger/tensorboard.yaml turns it off)."""
+    final = {m: metrics[m] for m in model.record_metrics.values() if metrics.get(m) is not None}
+    params = {
+        "model_name": cfg.model_name, "dataset_name": cfg.dataset_name, "seed": cfg.seed,
+        "model": OmegaConf.to_container(cfg.model, resolve=True), "data": OmegaConf.to_container(cfg.data, resolve=True),
+        "trainer": {"max_epochs": cfg.trainer.get("max_epochs"), "precision": str(cfg.trainer.get("precision"))},
+    }  # fmt: skip
+    for logger in loggers:
+        if isinstance(logger, pl.loggers.TensorBoardLogger) and final:
+            logger.log_hyperparams(params, metrics=final, step=step)
+
+
 def task_overrides() -> list[str]:
     """This job's command-line overrides (empty outside a Hydra app)."""
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
@@ -254,6 +269,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict[str, float]]:
     }
     if trainer.is_global_zero:
         write_json_atomic(output_dir / "results.json", record)
+        log_final_hparams(loggers, cfg, model, metrics, trainer.global_step)
         for logger in loggers:
             if isinstance(logger, pl.loggers.WandbLogger):
                 logger.experiment.summary.update(record)
