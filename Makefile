@@ -47,6 +47,9 @@ QUICKSTART := multirun/quickstart/$(NOW)
 compare: quickstart-cnn  ## The main job: CNN teacher, then ViT, DeiT, Swin, EfficientViT; prints the table
 	$(BIN)/vitbench-train -m experiment=quickstart paths.teacher_dir=teachers/quickstart \
 		model=vit,deit,swin,efficientvit hydra.sweep.dir=$(QUICKSTART) $(ARGS)
+	@# The teacher's W&B run beside the sweep's, for `wandb leet $(QUICKSTART)/wandb`.
+	@$(BIN)/python -c "from pathlib import Path; from vitbench.dashboard import link_wandb_runs; \
+		link_wandb_runs(Path('$(QUICKSTART)/wandb'), Path('teachers/quickstart/run'))"
 	$(BIN)/vitbench-compare teachers/quickstart/run $(QUICKSTART) --out $(QUICKSTART)/report
 
 GENERATE := multirun/generate/$(NOW)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -29,13 +30,25 @@ def sweep(tmp_path_factory) -> Path:
 
 
 def test_sweep_jobs_share_one_wandb_group_with_readable_folders(sweep):
-    jobs = sorted(p for p in (sweep / "multirun").iterdir() if p.is_dir())
+    jobs = sorted(p for p in (sweep / "multirun").iterdir() if p.is_dir() and p.name != "wandb")
     assert [p.name.split("_", 1)[0] for p in jobs] == ["0", "1", "2", "3"]
     assert "model.mlp_ratio=1.0" in jobs[0].name and jobs[0].name.endswith("seed=0")
     headers = [wandb_run_header(next((job / "wandb").glob("offline-run-*"))) for job in jobs]
     assert len({h["run_group"] for h in headers}) == 1 and headers[0]["run_group"].startswith("sweep-")
     assert {h["job_type"] for h in headers} == {"vit"}
     assert len({h["run_id"] for h in headers}) == 4  # each job its own run, none reused
+
+
+def test_sweep_wandb_folder_links_and_selects_every_job_for_wandb_leet(sweep):
+    folder = sweep / "multirun" / "wandb"
+    runs = sorted(next((job / "wandb").glob("offline-run-*")) for job in (sweep / "multirun").glob("[0-9]_*"))
+    links = sorted(p for p in folder.iterdir() if p.name.startswith("offline-run-"))
+    assert [p.name for p in links] == [r.name for r in runs] and len(links) == 4
+    assert all(p.is_symlink() and not Path(os.readlink(p)).is_absolute() for p in links)
+    assert [p.resolve() for p in links] == [r.resolve() for r in runs]
+    state = json.loads((folder / ".wandb-leet.json").read_text())
+    assert state["selected_runs"] == [r.name for r in runs]  # all overlaid when leet opens
+    assert wandb_run_header(links[0])["run_id"] == wandb_run_header(runs[0])["run_id"]  # readable through the link
 
 
 def test_compare_aggregates_the_sweep_and_lists_the_failed_run(sweep, tmp_path):

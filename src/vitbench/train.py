@@ -35,6 +35,7 @@ from vitbench.checkpoints import (
     wandb_run_id,
 )
 from vitbench.config import CONFIG_DIR, register_resolvers
+from vitbench.dashboard import link_wandb_runs
 from vitbench.flops import forward_gflops
 from vitbench.models.task import TaskModule
 from vitbench.results import peak_memory_mb, write_json_atomic
@@ -270,6 +271,9 @@ def train(cfg: DictConfig) -> tuple[dict, dict[str, float]]:
     if trainer.is_global_zero:
         write_json_atomic(output_dir / "results.json", record)
         log_final_hparams(loggers, cfg, model, metrics, trainer.global_step)
+        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+            # `wandb leet <sweep>/wandb` then shows every job of the sweep, overlaid.
+            link_wandb_runs(Path(HydraConfig.get().sweep.dir) / "wandb", output_dir)
         for logger in loggers:
             if isinstance(logger, pl.loggers.WandbLogger):
                 logger.experiment.summary.update(record)
