@@ -59,8 +59,10 @@ def test_two_cpu_processes_train_one_run(tmp_path):
 def test_ddp_jobs_of_a_multirun_do_not_rerun_the_sweep(tmp_path):
     sweep = tmp_path / "sweep"
     run("-m", *TINY, *DDP, "trainer.max_epochs=1", "seed=1,2", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
-    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    # Besides the jobs, the sweep's wandb/ folder of links (one W&B run per job, rank 0's only).
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and p.name != "wandb")
     assert len(jobs) == 2, jobs
+    assert len(list((sweep / "wandb").glob("offline-run-*"))) == 2
     for job in jobs:
         assert (sweep / job / "results.json").is_file()
     # The ranks-1 processes ran their job in its folder: no other run or sweep folder appeared.

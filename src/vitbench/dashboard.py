@@ -37,5 +37,6 @@ def link_wandb_runs(sweep_wandb: Path, run_dir: Path) -> list[str]:
     fd, tmp = tempfile.mkstemp(dir=sweep_wandb, prefix=f"{LEET_STATE}.", suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         json.dump(state, f, indent=2)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; leet may run as another user of the machine
     os.replace(tmp, state_path)
     return names
