@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from test_train import run_main
+from test_train import assert_stops_cleanly
 
 SYNTHETIC = ("data=synthetic", "debug=fast", "logger=none")
 
@@ -27,19 +27,8 @@ SYNTHETIC = ("data=synthetic", "debug=fast", "logger=none")
          "heads"],
 )
 def test_bad_input_gives_a_short_message_and_damages_nothing(tmp_path, overrides, message, monkeypatch, capsys):
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    earlier = run_dir / "results.json"
-    earlier.write_text('{"from": "an earlier run"}')
-
-    code, stderr = run_main(*SYNTHETIC, *overrides, f"hydra.run.dir={run_dir}", cwd=tmp_path,
-                            monkeypatch=monkeypatch, capsys=capsys)  # fmt: skip
-
-    assert code != 0
-    assert message in stderr
-    assert "Traceback" not in stderr  # the full one only with HYDRA_FULL_ERROR=1
-    assert earlier.read_text() == '{"from": "an earlier run"}'
-    assert not (run_dir / "checkpoints").exists()
+    assert_stops_cleanly(*SYNTHETIC, *overrides, message=message, tmp_path=tmp_path, monkeypatch=monkeypatch,
+                         capsys=capsys)  # fmt: skip
 
 
 def test_non_finite_loss_names_the_step_and_keeps_the_last_good_checkpoint(compose_cfg, monkeypatch):

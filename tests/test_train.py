@@ -42,6 +42,23 @@ def run_main(*overrides: str, cwd: Path, monkeypatch, capsys) -> tuple[int, str]
     return code, capsys.readouterr().err
 
 
+def assert_stops_cleanly(*overrides: str, message: str, tmp_path: Path, monkeypatch, capsys) -> None:
+    """`vitbench-train OVERRIDES` on bad input: a non-zero exit, `message` without a traceback, and
+    an earlier results.json in the run folder left as it was, no checkpoint written."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    earlier = run_dir / "results.json"
+    earlier.write_text('{"from": "an earlier run"}')
+
+    code, stderr = run_main(*overrides, f"hydra.run.dir={run_dir}", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+
+    assert code != 0
+    assert message in stderr, stderr[-2000:]
+    assert "Traceback" not in stderr  # the full one only with HYDRA_FULL_ERROR=1
+    assert earlier.read_text() == '{"from": "an earlier run"}'
+    assert not (run_dir / "checkpoints").exists()
+
+
 def wandb_inspect(run_dir: Path, *flags: str) -> str:
     """What wandb wrote for an offline run (offline, wandb 0.31 writes no summary or config file)."""
     wandb = Path(sys.executable).parent / "wandb"

@@ -17,7 +17,6 @@ import torch
 from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
-FID_NAME = "FID in vitbench-CNN features (not comparable with Inception FID)"
 HINT = "make one with `make teacher` or `vitbench-train experiment=teacher data={dataset}`"
 
 
@@ -90,4 +89,4 @@ def sample_accuracy(features: FeatureCNN, images: Tensor, labels: Tensor, batch_
     return float((predicted == labels.to(predicted.device)).float().mean())
 
 
-__all__ = ["FID_NAME", "FeatureCNN", "frechet_distance", "load_feature_cnn", "sample_accuracy"]
+__all__ = ["FeatureCNN", "frechet_distance", "load_feature_cnn", "sample_accuracy"]

@@ -125,15 +125,17 @@ def log_final_hparams(loggers: list, cfg: DictConfig, model: TaskModule, metrics
     """TensorBoard's HParams tab: the run's settings with its final figures (the metrics its
     results.json reports, under their logged names: val/acc_best, test/acc; a denoiser's test/fid,
     ...), instead of Lightning's placeholder hp_metric=-1 (conf/logger/tensorboard.yaml turns it off)."""
+    boards = [logger for logger in loggers if isinstance(logger, pl.loggers.TensorBoardLogger)]
     final = {m: metrics[m] for m in model.record_metrics.values() if metrics.get(m) is not None}
+    if not boards or not final:
+        return
     params = {
         "model_name": cfg.model_name, "dataset_name": cfg.dataset_name, "seed": cfg.seed,
         "model": OmegaConf.to_container(cfg.model, resolve=True), "data": OmegaConf.to_container(cfg.data, resolve=True),
         "trainer": {"max_epochs": cfg.trainer.get("max_epochs"), "precision": str(cfg.trainer.get("precision"))},
     }  # fmt: skip
-    for logger in loggers:
-        if isinstance(logger, pl.loggers.TensorBoardLogger) and final:
-            logger.log_hyperparams(params, metrics=final, step=step)
+    for board in boards:
+        board.log_hyperparams(params, metrics=final, step=step)
 
 
 def task_overrides() -> list[str]:
