@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup data train teacher quickstart-cnn compare generate test test-slow lint clean
+.PHONY: help setup data train teacher quickstart-cnn compare generate study test test-slow lint clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -57,6 +57,19 @@ generate: quickstart-cnn  ## Denoising: JiT and DiT on Fashion-MNIST, samples, F
 	$(BIN)/vitbench-train -m experiment=generate paths.teacher_dir=teachers/quickstart \
 		model=jit,dit hydra.sweep.dir=$(GENERATE) $(ARGS)
 	$(BIN)/vitbench-compare $(GENERATE) --out $(GENERATE)/report
+
+# Resumable: run `make study` again after an interrupt (same STUDY) and it skips the finished jobs,
+# resumes the interrupted one from its checkpoint and runs the rest.
+STUDY ?= multirun/data_efficiency
+study: setup  ## Does a ViT need more data than a CNN? 5 variants x 5 training-set sizes x 2 seeds; resumable
+	@# The CNNs first: each is also the teacher of the DeiT of its size and seed.
+	$(BIN)/vitbench-train -m experiment=data_efficiency model=cnn ckpt_path=last \
+		'paths.teacher_dir=$(abspath $(STUDY))/teachers/n$${data.train_subset}-s$${seed}' \
+		'export_checkpoint=$${paths.teacher_dir}/$${dataset_name}-cnn.ckpt' hydra.sweep.dir=$(STUDY)/cnn $(ARGS)
+	$(BIN)/vitbench-train -m experiment=data_efficiency model=vit,deit,swin,efficientvit ckpt_path=last \
+		'paths.teacher_dir=$(abspath $(STUDY))/teachers/n$${data.train_subset}-s$${seed}' \
+		hydra.sweep.dir=$(STUDY)/transformers $(ARGS)
+	$(BIN)/vitbench-compare $(STUDY)/cnn $(STUDY)/transformers --out $(STUDY)/report
 
 test: setup  ## Run the tests (CPU, a few minutes)
 	$(BIN)/pytest -q $(ARGS)

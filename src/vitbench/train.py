@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -28,6 +29,7 @@ from vitbench.checkpoints import (
     Resume,
     check_resumable,
     find_resume,
+    latest_checkpoint,
     read_checkpoint,
     run_overrides,
     same_overrides,
@@ -143,24 +145,69 @@ def task_overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
+def in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+class FinishedJob(Exception):
+    """This job of a sweep run again with ``ckpt_path=last`` already has its results.json."""
+
+    def __init__(self, record: dict):
+        super().__init__(record.get("model"))
+        self.record = record
+
+
+def resume_sweep_job(output_dir: Path, overrides: list[str]) -> Resume | None:
+    """``ckpt_path=last`` in a multirun: each job continues in its own folder of the sweep folder
+    (the same ``-m`` command with ``hydra.sweep.dir=<the old sweep>`` gives each job the folder it
+    had). A finished job raises :class:`FinishedJob` with its record (it is reported, not trained
+    again); an interrupted one resumes from its newest checkpoint; one that never got to a
+    checkpoint starts from the beginning. Other runs elsewhere are never picked up.
+
+    Raises:
+        CheckpointError: the folder holds a finished job that was started with other overrides
+            (the folder name leaves out some keys, e.g. experiment=).
+    """
+    results = output_dir / "results.json"
+    if results.is_file():
+        record = json.loads(results.read_text())
+        if training_overrides(record.get("overrides", [])) != training_overrides(overrides):
+            raise CheckpointError(
+                f"ckpt_path=last: {output_dir} holds a finished job started with "
+                f"[{' '.join(training_overrides(record.get('overrides', [])))}], not "
+                f"[{' '.join(training_overrides(overrides))}]; this is another sweep's folder. "
+                "Give this sweep its own hydra.sweep.dir."
+            )
+        raise FinishedJob(record)
+    checkpoint = latest_checkpoint(output_dir)
+    if checkpoint is None:
+        log.info("ckpt_path=last: no checkpoint in %s, this job starts from the beginning", output_dir)
+        return None
+    return Resume(checkpoint, output_dir)
+
+
 def prepare_resume(cfg: DictConfig) -> Resume | None:
     """Resolve ``ckpt_path``; when it names a run folder, point this run's outputs at that folder.
 
     The resumed run continues the crashed one where it lives: checkpoints and results.json in the
     same folder, its CSV log beside the old one (csv/resumed-N, never overwriting it), and its W&B
     run under the same id. The overrides must match the ones the folder was started with.
+    In a multirun, ``last`` means this job's own folder: :func:`resume_sweep_job`.
     """
     if not cfg.get("ckpt_path"):
         return None
-    cwd = Path(hydra.utils.get_original_cwd()) if HydraConfig.initialized() else Path.cwd()
     overrides = task_overrides()
     output_dir = Path(cfg.paths.output_dir).resolve()
-    resume = find_resume(str(cfg.ckpt_path), output_dir, [cwd / "outputs", cwd / "multirun"], overrides)
-    run_dir = resume.run_dir.resolve() if resume.run_dir else None
-    if run_dir is None or run_dir == output_dir:
+    if in_multirun() and str(cfg.ckpt_path) == "last":
+        resume = resume_sweep_job(output_dir, overrides)
+    else:
+        cwd = Path(hydra.utils.get_original_cwd()) if HydraConfig.initialized() else Path.cwd()
+        resume = find_resume(str(cfg.ckpt_path), output_dir, [cwd / "outputs", cwd / "multirun"], overrides)
+    run_dir = resume.run_dir.resolve() if resume and resume.run_dir else None
+    if run_dir is None:
         return resume
     saved = run_overrides(run_dir)
-    if saved is not None and not same_overrides(saved, overrides):
+    if run_dir != output_dir and saved is not None and not same_overrides(saved, overrides):
         command = " ".join([*training_overrides(saved), f"ckpt_path={run_dir}"])
         raise CheckpointError(
             f"run folder {run_dir} was started with [{' '.join(training_overrides(saved))}], this command has "
@@ -168,7 +215,7 @@ def prepare_resume(cfg: DictConfig) -> Resume | None:
         )
     with open_dict(cfg):
         cfg.paths.output_dir = str(run_dir)
-        if cfg.get("logger") and cfg.logger.get("csv"):
+        if cfg.get("logger") and cfg.logger.get("csv") and (run_dir / "csv").is_dir():
             n = len(list((run_dir / "csv").glob("resumed-*"))) + 1
             cfg.logger.csv.version = f"resumed-{n}"
         if cfg.get("logger") and cfg.logger.get("wandb") and (run_id := wandb_run_id(run_dir)):
@@ -221,7 +268,10 @@ def train(cfg: DictConfig) -> tuple[dict, dict[str, float]]:
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)
     pl.seed_everything(cfg.seed, workers=True)
-    resume = prepare_resume(cfg)
+    try:
+        resume = prepare_resume(cfg)
+    except FinishedJob as finished:
+        return report_finished_job(cfg, finished.record)
     output_dir = Path(cfg.paths.output_dir)
 
     log.info("Data: %s", cfg.data._target_)
@@ -273,13 +323,24 @@ def train(cfg: DictConfig) -> tuple[dict, dict[str, float]]:
     if trainer.is_global_zero:
         write_json_atomic(output_dir / "results.json", record)
         log_final_hparams(loggers, cfg, model, metrics, trainer.global_step)
-        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        if in_multirun():
             # `wandb leet <sweep>/wandb` then shows every job of the sweep, overlaid.
             link_wandb_runs(Path(HydraConfig.get().sweep.dir) / "wandb", output_dir)
         for logger in loggers:
             if isinstance(logger, pl.loggers.WandbLogger):
                 logger.experiment.summary.update(record)
         log.info("Results: %s", output_dir / "results.json")
+    return record, metrics
+
+
+def report_finished_job(cfg: DictConfig, record: dict) -> tuple[dict, dict[str, float]]:
+    """A finished job of a resumed sweep: its results.json stands, nothing is trained or logged
+    again; returns its record and its metrics under their logged names (for the sweeper)."""
+    output_dir = Path(cfg.paths.output_dir)
+    log.info("ckpt_path=last: %s is finished (results.json), it is reported and not trained again", output_dir)
+    module: type[TaskModule] = hydra.utils.get_class(cfg.model._target_)
+    metrics = {m: float(record[k]) for k, m in module.record_metrics.items() if record.get(k) is not None}
+    link_wandb_runs(Path(HydraConfig.get().sweep.dir) / "wandb", output_dir)
     return record, metrics
 
 
