@@ -25,8 +25,12 @@ def report(tmp_path_factory):
     return write_report(load_records(find_runs(root)), out)
 
 
+# drop_path_rate 0.0 / 0.1 is a numeric swept key: test accuracy is also plotted against it.
+SWEEP_PNGS = (*PLOTS, "test_acc_vs_model_drop_path_rate")
+
+
 def test_writes_every_file(report):
-    assert set(report) == {"results_md", "results_csv", "report_html", *PLOTS}
+    assert set(report) == {"results_md", "results_csv", "report_html", *SWEEP_PNGS}
     assert all(path.is_file() for path in report.values())
 
 
@@ -53,12 +57,12 @@ def test_report_html_is_self_contained(report):
     assert "72.65 ± 0.92" in text
     assert "model=deit model.drop_path_rate=0.0 seed=2" in text  # the corrupt job
     images = re.findall(r'<img alt="(\w+)" src="data:image/png;base64,([^"]+)"', text)
-    assert [name for name, _ in images] == list(PLOTS)
+    assert [name for name, _ in images] == list(SWEEP_PNGS)
     for _, data in images:
         assert Image.open(io.BytesIO(base64.b64decode(data))).format == "PNG"
 
 
-@pytest.mark.parametrize("name", PLOTS)
+@pytest.mark.parametrize("name", SWEEP_PNGS)
 def test_plots_are_real_images(report, name):
     with Image.open(report[name]) as image:
         assert image.format == "PNG"
@@ -84,7 +88,7 @@ def test_mixed_report_writes_a_csv_per_task(mixed_report):
         "results_csv",
         "results_denoising_csv",
         "report_html",
-        *PLOTS,
+        *SWEEP_PNGS,
         "val_loss_curves",
     }
     classification = pd.read_csv(mixed_report["results_csv"])
@@ -117,7 +121,7 @@ def test_report_html_embeds_one_sample_grid_per_denoising_group(mixed_report):
     for _, data in grids:
         with Image.open(io.BytesIO(base64.b64decode(data))) as image:
             assert image.convert("RGB").getpixel((0, 0)) == sample_color(0)  # the lowest seed's grid
-    assert text.count("data:image/png;base64") == len(PLOTS) + 1 + len(grids)  # plots, loss curves, grids
+    assert text.count("data:image/png;base64") == len(SWEEP_PNGS) + 1 + len(grids)  # plots, loss curves, grids
     assert "jit model.prediction=eps: FID (vitbench-CNN) 23.75 ± 1.06, sample acc 86.00 ± 1.41 %" in text
 
 

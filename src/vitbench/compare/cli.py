@@ -30,6 +30,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--out", type=Path, help="report folder (default: the sweep folder, else ./comparison)"
     )
+    parser.add_argument(
+        "--metric", action="append", metavar="KEY",
+        help="a results.json key to plot against each numeric key the sweep varied (repeatable; "
+        "default test_acc for classification, fid for denoising)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--reference", metavar="MODEL",
+        help="plot and tabulate each model's gap to this model's runs of the same seed (default: cnn, where present)",
+    )  # fmt: skip
     parser.add_argument("--wandb", metavar="ENTITY/PROJECT", help="read the runs from the W&B API instead")
     parser.add_argument("--group", help="the W&B group to read (with --wandb)")
     return parser
@@ -60,8 +69,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     df = load_records(records)
-    paths = write_report(df, args.out or default_out(args.paths))
+    if args.reference and args.reference not in set(df["model"].dropna().astype(str)):
+        print(f"vitbench-compare: --reference {args.reference}: no run of that model here", file=sys.stderr)
+        return 2
+    paths = write_report(df, args.out or default_out(args.paths), metrics=args.metric, reference=args.reference)
     print(sections_markdown(task_sections(df)))  # one table per task
+    numeric = paths.get("results_md").read_text().split("\n### ", 1)
+    if len(numeric) > 1:  # the tables against each numeric swept key
+        print("\n### " + numeric[1].split("\n## ", 1)[0].rstrip())
     failed = failed_runs(df)
     if len(failed):
         print(f"\n{len(failed)} failed or unfinished run(s):")

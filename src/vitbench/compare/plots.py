@@ -31,7 +31,7 @@ def model_colors(models: Sequence[str]) -> dict[str, str]:
     return {model: f"C{i % 10}" for i, model in enumerate(sorted(set(map(str, models))))}
 
 
-def _png(fig: Figure) -> bytes:
+def png_bytes(fig: Figure) -> bytes:
     FigureCanvasAgg(fig)
     buffer = io.BytesIO()
     # No "Software" tag: the report must not carry any URL, not even inside an embedded image.
@@ -126,4 +126,4 @@ def plot_pngs(df: pd.DataFrame, by: Sequence[str] | None = None) -> dict[str, by
     figures = _classification_figures(df, by, colors) if "classification" in tasks else {}
     if "denoising" in tasks:
         figures["val_loss_curves"] = val_curves(task_rows(df, "denoising"), colors, "val/loss")
-    return {name: _png(fig) for name, fig in figures.items()}
+    return {name: png_bytes(fig) for name, fig in figures.items()}

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from vitbench.compare.plots import plot_pngs
+from vitbench.compare.numeric import KeyView, key_views
+from vitbench.compare.plots import model_colors, plot_pngs, png_bytes
 from vitbench.compare.samples import SampleGrid, sample_grids
 from vitbench.compare.table import (
     STD_NOTE,
@@ -88,8 +89,20 @@ def _summary(df: pd.DataFrame) -> str:
     return f"{finished} finished run(s), {len(df) - finished} failed or unfinished; every figure: {STD_NOTE}."
 
 
-def _markdown(df: pd.DataFrame, sections: Sequence[TaskSection], failed: pd.DataFrame) -> str:
-    parts = [f"# {TITLE}", _summary(df), sections_markdown(sections), f"## {FAILED_TITLE}"]
+def views_markdown(views: Sequence[KeyView]) -> str:
+    """Each numeric key's wide tables (the metric, then the gap to the reference) under headings."""
+    blocks = []
+    for view in views:
+        blocks += [f"### {view.title}", to_markdown(view.shown)]
+        if view.gap_shown is not None:
+            blocks += [f"### {view.gap_title}", to_markdown(view.gap_shown)]
+    return "\n\n".join(blocks)
+
+
+def _markdown(df: pd.DataFrame, sections: Sequence[TaskSection], views: Sequence[KeyView], failed: pd.DataFrame) -> str:
+    parts = [f"# {TITLE}", _summary(df), sections_markdown(sections)]
+    parts += [views_markdown(views)] if views else []
+    parts += [f"## {FAILED_TITLE}"]
     parts.append(to_markdown(failed) if len(failed) else "None.")
     return "\n\n".join(parts) + "\n"
 
@@ -115,6 +128,7 @@ def _samples_html(grids: Sequence[SampleGrid]) -> str:
 def _html(
     df: pd.DataFrame,
     sections: Sequence[TaskSection],
+    views: Sequence[KeyView],
     failed: pd.DataFrame,
     pngs: dict[str, bytes],
     grids: Sequence[SampleGrid],
@@ -123,6 +137,11 @@ def _html(
         f"<h2>{html.escape(s.title)}</h2>\n{s.shown.to_html(index=False, border=0)}"
         + (f"\n<p>{html.escape(s.note)}</p>" if s.note else "")
         for s in sections
+    )
+    tables += "".join(
+        f"\n<h3>{html.escape(v.title)}</h3>\n{v.shown.to_html(index=False, border=0)}"
+        + (f"\n<h3>{html.escape(v.gap_title)}</h3>\n{v.gap_shown.to_html(index=False, border=0)}" if v.gap_shown is not None else "")
+        for v in views
     )
     images = "\n".join(f"<h3>{html.escape(name)}</h3>\n{_img(name, png)}" for name, png in pngs.items())
     failed_html = failed.to_html(index=False, border=0) if len(failed) else "<p>None.</p>"
@@ -143,7 +162,13 @@ def _html(
 """
 
 
-def write_report(df: pd.DataFrame, out_dir: str | Path, by: Sequence[str] | None = None) -> dict[str, Path]:
+def write_report(
+    df: pd.DataFrame,
+    out_dir: str | Path,
+    by: Sequence[str] | None = None,
+    metrics: Sequence[str] | None = None,
+    reference: str | None = None,
+) -> dict[str, Path]:
     """Write the comparison of the runs in `df` (from `load_records`) into `out_dir`.
 
     results.csv holds the classification table when there are classification runs, else the only
@@ -155,6 +180,8 @@ def write_report(df: pd.DataFrame, out_dir: str | Path, by: Sequence[str] | None
         df: one row per run of any task, failed runs included (they are listed, not aggregated).
         out_dir: created if missing; existing report files are replaced.
         by: group keys, as for `aggregate` (the same for every task).
+        metrics: what to plot against each numeric swept key (`key_views`; default test_acc, fid).
+        reference: the model whose gap the others are measured by (default cnn where present).
 
     Returns:
         The paths written, by name: results_md, results_csv, results_denoising_csv (with denoising
@@ -165,11 +192,14 @@ def write_report(df: pd.DataFrame, out_dir: str | Path, by: Sequence[str] | None
     sections = task_sections(df, by)
     failed = failed_runs(df)
     pngs = plot_pngs(df, by)
+    colors = model_colors(df["model"].dropna())
+    views = [view for s in sections for view in key_views(df, s.table, s.task, colors, metrics, reference)]
+    pngs.update({stem: png_bytes(fig) for view in views for stem, fig in view.figures.items()})
     denoising = [s.table for s in sections if s.task == "denoising"]
     grids = sample_grids(df, denoising[0]) if denoising else []
 
     paths = {"results_md": out / "results.md", "results_csv": out / "results.csv"}
-    paths["results_md"].write_text(_markdown(df, sections, failed))
+    paths["results_md"].write_text(_markdown(df, sections, views, failed))
     sections[0].table.to_csv(paths["results_csv"], index=False)  # n=1 leaves the std cells empty
     if denoising:
         paths["results_denoising_csv"] = out / "results_denoising.csv"
@@ -178,5 +208,5 @@ def write_report(df: pd.DataFrame, out_dir: str | Path, by: Sequence[str] | None
         paths[name] = out / f"{name}.png"
         paths[name].write_bytes(png)
     paths["report_html"] = out / "report.html"
-    paths["report_html"].write_text(_html(df, sections, failed, pngs, grids))
+    paths["report_html"].write_text(_html(df, sections, views, failed, pngs, grids))
     return paths

@@ -101,6 +101,27 @@ def default_keys(df: pd.DataFrame, task: str = "classification") -> list[str]:
     return ["model", *(["dataset"] if len(datasets) > 1 and "data" not in swept else []), *swept, *differing]
 
 
+def as_number(value: object) -> float | None:
+    """`value` as a finite float, or None where it is not a number ("(default)", "adamw")."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def sort_numerically(table: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """`table` sorted by `keys`, numbers by value (1000 before 2700 before 20000), other text as text."""
+
+    def order(column: pd.Series) -> pd.Series:
+        numbers = column.map(as_number)
+        if numbers.notna().sum() == (column != DEFAULT).sum():
+            return numbers.fillna(-math.inf)  # the default first
+        return column.astype(str)
+
+    return table.sort_values(list(keys), key=order, kind="stable").reset_index(drop=True) if len(table) else table
+
+
 def group_runs(df: pd.DataFrame, keys: Sequence[str], task: str = "classification") -> pd.DataFrame:
     """The finished runs of `task` in `df`, with a column per group key: a column of `df`, or an
     override key whose value is read from each run's overrides (`DEFAULT` where not given)."""
@@ -143,7 +164,7 @@ def aggregate(
     table.columns = [f"{m}_{s}" for m, s in table.columns]
     table.insert(0, "seeds", grouped["seed"].agg(lambda s: ",".join(str(int(x)) for x in sorted(s.dropna()))))
     table.insert(0, "n", grouped.size())
-    return table.reset_index()
+    return sort_numerically(table.reset_index(), keys)
 
 
 def tables_by_task(df: pd.DataFrame, by: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
