@@ -3,6 +3,7 @@ file and waits, so the test can SIGKILL the process at a known point in the midd
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -10,10 +11,15 @@ import pytorch_lightning as pl
 
 
 class StallAt(pl.Callback):
-    def __init__(self, step: int, marker: str) -> None:
-        self.step, self.marker = step, Path(marker)
+    """Stalls at `step`; with `seed`, only in the run of that seed (one job of a sweep)."""
+
+    def __init__(self, step: int, marker: str, seed: int | None = None) -> None:
+        self.step, self.marker, self.seed = step, Path(marker), seed
 
     def on_train_batch_end(self, trainer: pl.Trainer, *args) -> None:
+        # seed_everything (vitbench-train does it first) leaves the run's seed in PL_GLOBAL_SEED.
+        if self.seed is not None and os.environ.get("PL_GLOBAL_SEED") != str(self.seed):
+            return
         if trainer.global_step == self.step:
             self.marker.write_text(str(self.step))
             time.sleep(600)  # the test kills the process long before this ends

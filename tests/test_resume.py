@@ -186,3 +186,62 @@ def test_resume_from_another_variants_checkpoint_stops_before_training(tmp_path)
 def test_ckpt_path_last_without_an_unfinished_run_says_what_to_pass(tmp_path):
     with pytest.raises(CheckpointError, match="no unfinished run started with the overrides"):
         find_resume("last", tmp_path / "new", [tmp_path / "outputs"], ["model=vit"])
+
+
+def test_a_sweep_killed_in_its_second_job_resumes_job_by_job(tmp_path, unbroken):
+    """The same -m command again with ckpt_path=last and the old sweep folder: the finished job is
+    reported and not retrained, the killed one resumes from its checkpoint under its W&B id, and the
+    one that never started runs; in the same folders."""
+    sweep, marker = tmp_path / "sweep", tmp_path / "stalled"
+    # Job folders named by number and seed: the stall callback's overrides would otherwise be in the
+    # name of the first command's folders and not the second's.
+    command = (
+        *(o for o in RUN if not o.startswith("seed=")), "seed=2,3,4", f"hydra.sweep.dir={sweep}",
+        "hydra.sweep.subdir=${hydra.job.num}_s${seed}", "ckpt_path=last",
+    )  # fmt: skip
+    proc = start(
+        "-m", *command, "+callbacks.stall._target_=stall_callback.StallAt", "+callbacks.stall.step=17",
+        f"+callbacks.stall.marker={marker}", "+callbacks.stall.seed=3", cwd=tmp_path,
+    )  # fmt: skip
+    deadline = time.monotonic() + 240
+    while not marker.exists():
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "the second job never reached step 17"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    first, killed = (next(sweep.glob(f"{i}_*")) for i in (0, 1))
+    assert (first.name, killed.name) == ("0_s2", "1_s3")
+    assert not list(sweep.glob("2_*"))  # the third job never started
+    assert not (killed / "results.json").exists()
+    finished = (first / "results.json").read_bytes()
+    killed_wandb_id = wandb_run_id(killed)
+
+    log = finish(start("-m", *command, cwd=tmp_path))
+    assert f"{first} is finished (results.json), it is reported and not trained again" in log
+    assert f"Resuming the run in {killed} from {killed / 'checkpoints' / 'step0000015.ckpt'}" in log
+    third = next(sweep.glob("2_*"))
+    assert f"no checkpoint in {third}, this job starts from the beginning" in log
+
+    assert (first / "results.json").read_bytes() == finished  # not retrained, not rewritten
+    assert len(list((first / "wandb").glob("offline-run-*"))) == 1  # and no second W&B run
+    resumed = results(killed)
+    assert (resumed["val_acc_best"], resumed["test_acc"]) == (unbroken["val_acc_best"], unbroken["test_acc"])
+    assert {r.name.rsplit("-", 1)[1] for r in (killed / "wandb").glob("offline-run-*")} == {killed_wandb_id}
+    assert (killed / "csv" / "resumed-1" / "metrics.csv").is_file()
+    assert results(third)["seed"] == 4
+    assert sorted(p.name.split("_", 1)[0] for p in sweep.iterdir() if p.is_dir() and p.name != "wandb") == ["0", "1", "2"]
+
+
+def test_a_sweep_folder_of_another_sweep_is_refused(tmp_path):
+    from vitbench.train import FinishedJob, resume_sweep_job
+
+    job = tmp_path / "0_model=vit"
+    job.mkdir()
+    (job / "results.json").write_text(json.dumps({"model": "vit", "overrides": ["experiment=quickstart", "model=vit"]}))
+    with pytest.raises(CheckpointError, match=r"another sweep's folder. Give this sweep its own hydra.sweep.dir"):
+        resume_sweep_job(job, ["experiment=data_efficiency", "model=vit"])
+    with pytest.raises(FinishedJob) as finished:  # the same job, bookkeeping keys aside: reported
+        resume_sweep_job(job, ["experiment=quickstart", "model=vit", "ckpt_path=last", "logger=csv"])
+    assert finished.value.record["model"] == "vit"
+    assert resume_sweep_job(tmp_path / "1_model=swin", ["model=swin"]) is None  # never started: from scratch
