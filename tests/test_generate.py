@@ -34,7 +34,7 @@ def feature_cnns(tmp_path_factory) -> Path:
     return cwd
 
 
-def test_jit_debug_run_writes_every_key_the_samples_and_a_wandb_image(tmp_path, feature_cnns):
+def test_jit_debug_run_writes_every_key_the_samples_and_a_wandb_image(tmp_path, feature_cnns, capsys):
     run_dir = tmp_path / "run"
     proc = run_cli("model=jit", *TINY, "debug=fast", f"paths.teacher_dir={feature_cnns}", f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -60,6 +60,9 @@ def test_jit_debug_run_writes_every_key_the_samples_and_a_wandb_image(tmp_path, 
     more = torch.load(tmp_path / "s" / "samples.pt", weights_only=True)
     assert more["images"].shape == (20, 1, 28, 28) and more["labels"].tolist() == [i // 2 for i in range(20)]
     assert sample_main([str(tmp_path / "nowhere")]) == 2
+    with pytest.raises(SystemExit) as refused:  # 0 steps is refused, not read as "the run's default"
+        sample_main([str(run_dir), "--steps", "0"])
+    assert refused.value.code == 2 and "--steps: 0 must be >= 1" in capsys.readouterr().err
 
     (wandb_run,) = (run_dir / "wandb").glob("offline-run-*")
     assert list((wandb_run / "files" / "media" / "images").glob("samples_*.png"))

@@ -56,11 +56,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("checkpoint", type=Path, help="a .ckpt file, or a run folder (its best checkpoint)")
     parser.add_argument("--per-class", type=int, default=10, help="images per class (default 10)")
-    parser.add_argument("--steps", type=int, help="Heun steps (default: the run's model.sampling_steps)")
+    parser.add_argument("--steps", type=positive_int, help="Heun steps (default: the run's model.sampling_steps)")
     parser.add_argument("--cfg-scale", type=float, help="guidance scale (default: the run's model.cfg_scale)")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     parser.add_argument("--out", type=Path, help="output folder (default: beside the checkpoint's run)")
     return parser
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (0 steps would sample nothing: refused, not replaced by the default)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 1 (20 to 50 Heun steps are usual)")
+    return value
 
 
 def find_checkpoint(path: Path) -> Path:

@@ -51,6 +51,8 @@ def test_sampling_depends_on_the_seed_only_and_checkpoint_loads_without_the_feat
     labels = torch.arange(10)
     a, b, c = model.sample(labels, seed=3), model.sample(labels, seed=3), model.sample(labels, seed=4)
     assert torch.equal(a, b) and not torch.equal(a, c) and a.shape == (10, 1, 28, 28)
+    with pytest.raises(ValueError, match="must be >= 1"):  # 0 steps: refused, not the default
+        model.sample(labels, steps=0)
 
     import pytorch_lightning as pl
 

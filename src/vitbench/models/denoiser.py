@@ -192,7 +192,7 @@ class DenoiserModule(TaskModule):
         """Images in [-1, 1] ``(N, C, H, W)`` for ``labels (N,)``, by the EMA network; the noise
         depends on ``seed`` only (drawn on the CPU), so a run's samples repeat on any device."""
         s = self.sampler
-        sampler = Sampler(steps or s.steps, s.cfg_scale if cfg_scale is None else cfg_scale,
+        sampler = Sampler(s.steps if steps is None else steps, s.cfg_scale if cfg_scale is None else cfg_scale,
                           tuple(cfg_interval or s.cfg_interval))  # fmt: skip
         noise = torch.randn((len(labels), *self.image_shape), generator=torch.Generator().manual_seed(seed))
         net = self.ema.module.eval()
