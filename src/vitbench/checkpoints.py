@@ -185,7 +185,9 @@ def find_resume(ckpt_path: str, output_dir: Path, search_roots: list[Path], over
 
 
 # Overrides that do not change what is trained: a resume may differ from its run in these.
-BOOKKEEPING = ("ckpt_path", "export_checkpoint", "hydra", "callbacks", "logger", "tags", "group", "paths", "threads")
+BOOKKEEPING = (
+    "ckpt_path", "export_checkpoint", "hydra", "callbacks", "logger", "tags", "group", "paths", "threads", "pictures",
+)  # fmt: skip
 
 
 def _key(override: str) -> str:

@@ -131,8 +131,10 @@ class ImageClassifier(TaskModule):
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         return self._eval_step("val", batch)[0]
 
-    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        return self._eval_step("test", batch)[0]
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
+        # The logits too: vitbench.pictures.TestPictures draws from them in on_test_batch_end.
+        loss, logits = self._eval_step("test", batch)
+        return {"loss": loss, "logits": logits}
 
     def on_validation_epoch_end(self) -> None:
         # The sanity check's few batches must not count towards the best.
