@@ -150,7 +150,10 @@ class ImageDataModule(pl.LightningDataModule):
         self.augment = BatchAugment(
             self.mean, self.std, crop_padding, hflip, mixup_alpha, cutmix_alpha, num_classes
         )
-        self.class_names: list[str] | None = None
+        # Known before reading for Fashion-MNIST; an image folder's come from its sub-folders.
+        self.class_names: list[str] | None = (
+            list(torchvision.datasets.FashionMNIST.classes) if dataset == "fashion_mnist" else None
+        )
         self.data_train = self.data_val = self.data_test = None
         self.train_indices = self.val_indices = None
         self._skip_batches = self._resume_epoch = 0
@@ -158,7 +161,6 @@ class ImageDataModule(pl.LightningDataModule):
     def _read(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Images uint8 `(N, C, H, W)` and labels int64 `(N,)` of the train or test split."""
         if self.dataset == "fashion_mnist":
-            self.class_names = list(torchvision.datasets.FashionMNIST.classes)
             return read_fashion_mnist(self.root, train, download=self.download)
         if self.dataset in ("cifar10", "cifar100"):
             return read_cifar(
@@ -256,8 +258,12 @@ class ImageDataModule(pl.LightningDataModule):
         return loader
 
     def state_dict(self) -> dict[str, Any]:
-        """Saved in every checkpoint: the epoch the next batch belongs to and how many of its
-        batches were already trained."""
+        """Saved in every checkpoint: where training stands (:meth:`_position`) and the class names,
+        so that vitbench-predict can name its predictions from a bare checkpoint."""
+        return {**self._position(), "classes": self.classes}
+
+    def _position(self) -> dict[str, int]:
+        """The epoch the next batch belongs to and how many of its batches were already trained."""
         trainer = self.trainer
         if trainer is None or trainer.state.fn != "fit":
             return {"epoch": 0, "batches_done": 0}
