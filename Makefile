@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup data train teacher quickstart-cnn compare generate study test test-slow lint clean
+.PHONY: help setup data browser train teacher quickstart-cnn compare generate study test test-slow lint clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -71,7 +71,13 @@ study: setup  ## Does a ViT need more data than a CNN? 5 variants x 5 training-s
 		hydra.sweep.dir=$(STUDY)/transformers $(ARGS)
 	$(BIN)/vitbench-compare $(STUDY)/cnn $(STUDY)/transformers --out $(STUDY)/report
 
-test: setup  ## Run the tests (CPU, a few minutes)
+browser:  ## Install Debian's chromium (report.html's browser test) where apt is there
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then :; \
+	elif command -v apt-get >/dev/null; then \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; \
+	else echo "no apt here: the report's browser test is skipped (install chromium to run it)"; fi
+
+test: setup browser  ## Run the tests (CPU, a few minutes)
 	$(BIN)/pytest -q $(ARGS)
 
 test-slow: setup  ## Run only the slow end-to-end tests

@@ -204,9 +204,15 @@ STUDY_SIZES = (1000, 10000, 55000)
 STUDY_ACC = {"cnn": (0.70, 0.80, 0.90), "vit": (0.50, 0.70, 0.88)}
 
 
+def picture_color(model: str, size: int, seed: int) -> tuple[int, int, int]:
+    """The color of a fake test picture: tells which run a picture in the report came from."""
+    return (list(STUDY_ACC).index(model) * 100, STUDY_SIZES.index(size) * 60, seed * 100)
+
+
 def write_study(root: Path) -> list[dict[str, Any]]:
     """A sweep folder of cnn and vit at 3 values of data.train_subset x 2 seeds, jobs numbered in
-    the order Hydra would give them (so that a string sort would put 10000 before 1000's peers)."""
+    the order Hydra would give them (so that a string sort would put 10000 before 1000's peers).
+    Each run has its test pictures (vitbench.pictures): one-color PNGs, the ViT's with attention."""
     root.mkdir(parents=True)
     (root / "multirun.yaml").write_text("hydra:\n  mode: MULTIRUN\n")
     records = []
@@ -217,6 +223,11 @@ def write_study(root: Path) -> list[dict[str, Any]]:
         acc = STUDY_ACC[model][size_index] + 0.01 * seed
         overrides = [f"data.train_subset={STUDY_SIZES[size_index]}", f"seed={seed}", f"model={model}"]
         record.update(model=model, overrides=overrides, test_acc=acc, val_acc_best=acc + 0.01)
-        _write_job(root / f"{job}_{','.join(sorted(overrides))}", overrides, record, json.dumps(record))
+        folder = root / f"{job}_{','.join(sorted(overrides))}"
+        _write_job(folder, overrides, record, json.dumps(record))
+        (folder / "pictures").mkdir()
+        for name in ("confusion_matrix", "misclassified", *(["attention"] if model == "vit" else [])):
+            color = picture_color(model, STUDY_SIZES[size_index], seed)
+            Image.new("RGB", (40, 30), color).save(folder / "pictures" / f"{name}.png")
         records.append(record)
     return records

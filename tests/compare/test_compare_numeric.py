@@ -99,3 +99,35 @@ def test_cli_refuses_an_unknown_reference(study, tmp_path, capsys):
     root, _ = study
     assert main([str(root), "--out", str(tmp_path), "--reference", "resnet"]) == 2
     assert "--reference resnet: no run of that model here" in capsys.readouterr().err
+
+
+def test_report_is_a_dashboard_page_with_pictures_and_links(study, tmp_path):
+    """Each group's pictures (its lowest seed's, in the table's order), and a row per run linking
+    its folder and results.json relative to the report."""
+    import base64
+    import io
+    import re
+    from urllib.parse import unquote
+
+    from fake_runs import picture_color
+
+    root, df = study
+    out = tmp_path / "report"
+    text = write_report(df, out)["report_html"].read_text()
+    pictures = text.split('<h2 id="pictures">', 1)[1].split("<h2", 1)[0]
+    groups = re.findall(r"<summary>([^<]+)</summary>", pictures)
+    assert groups == [
+        f"{m} data.train_subset={n}: test acc {100 * a + 0.5:.2f} ± 0.71 %, pictures of seed 0"
+        for m in STUDY_ACC for n, a in zip(STUDY_SIZES, STUDY_ACC[m], strict=True)
+    ]  # fmt: skip
+    images = re.findall(r'<img alt="(\w+) (\w+) data.train_subset=(\d+)" src="data:image/png;base64,([^"]+)"', pictures)
+    assert len(images) == 3 * 2 + 3 * 3  # the CNN has no attention picture
+    for name, model, size, data in images:
+        with Image.open(io.BytesIO(base64.b64decode(data))) as image:
+            assert image.convert("RGB").getpixel((0, 0)) == picture_color(model, int(size), 0), name
+    runs = text.split('<table id="runs">', 1)[1].split("</table>", 1)[0]
+    hrefs = [unquote(h) for h in re.findall(r'href="([^"]+)"', runs)]
+    assert len(hrefs) == 2 * 12  # folder and results.json of each of the 12 runs
+    assert all((out / h).resolve().exists() and not h.startswith("/") for h in hrefs)
+    assert {(out / h).resolve() for h in hrefs if h.endswith("results.json")} == set(root.resolve().glob("*/results.json"))
+    assert "http://" not in text and "https://" not in text

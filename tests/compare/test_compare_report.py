@@ -113,7 +113,7 @@ def test_mixed_results_md_has_a_section_per_task(mixed_report):
 def test_report_html_embeds_one_sample_grid_per_denoising_group(mixed_report):
     text = mixed_report["report_html"].read_text()
     assert "http://" not in text and "https://" not in text
-    assert f"<h2>{DENOISING_TITLE}</h2>" in text
+    assert f'<h2 id="denoising">{DENOISING_TITLE}</h2>' in text
     grids = re.findall(
         r'<img alt="samples ([^"]*)" class="samples" src="data:image/png;base64,([^"]+)"', text
     )

@@ -1,4 +1,5 @@
-"""The sample grids of denoising runs (each run's samples.png), one per group of the table."""
+"""The pictures of each group of a table, from its run with the lowest seed: a denoiser's sample
+grid (samples.png), a classifier's test pictures (pictures/*.png, written by vitbench.pictures)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from vitbench.compare.table import DEFAULT, format_table, group_keys, group_runs
+from vitbench.compare.table import DEFAULT, format_table, group_keys, group_members
 
 SAMPLES_FILE = "samples.png"  # written by a denoising run: one row of generated images per class
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -46,18 +47,20 @@ def read_png(path: Path) -> bytes | None:
     return data if data.startswith(PNG_SIGNATURE) else None
 
 
+def first_run(members: pd.DataFrame) -> pd.Series:
+    """The run of a group whose pictures represent it: the lowest seed (a run without one last)."""
+    return members.sort_values("seed", kind="stable").iloc[0]
+
+
 def sample_grids(df: pd.DataFrame, table: pd.DataFrame) -> list[SampleGrid]:
     """One `SampleGrid` per row of `table` (the denoising `aggregate` of `df`), in its order."""
     keys = group_keys(table)
     shown = format_table(table, "denoising")
-    runs = group_runs(df, keys, "denoising")
-    if runs.empty:
-        return []
-    # The same grouping as `aggregate`, so that the groups come in the table's order.
-    groups = [members for _, members in runs.groupby(keys, sort=True, dropna=False)]
     grids = []
-    for (_, row), members in zip(shown.iterrows(), groups, strict=True):
-        first = members.sort_values("seed", kind="stable").iloc[0]  # a run without a seed comes last
+    for (_, row), members in zip(shown.iterrows(), group_members(df, table, "denoising"), strict=True):
+        if members.empty:
+            continue
+        first = first_run(members)
         seed = f", samples of seed {int(first['seed'])}" if pd.notna(first["seed"]) else ""
         group = group_label(row, keys)
         title = (
@@ -67,3 +70,49 @@ def sample_grids(df: pd.DataFrame, table: pd.DataFrame) -> list[SampleGrid]:
         png = read_png(Path(first["source"]) / SAMPLES_FILE)
         grids.append(SampleGrid(group, title, str(first["source"]), png))
     return grids
+
+
+# A classifier run's test pictures (vitbench.pictures.TestPictures), in the order the report shows them.
+CLASSIFIER_PICTURES = {
+    "confusion_matrix": "confusion matrix",
+    "misclassified": "most confident mistakes",
+    "attention": "attention rollout",
+}
+
+
+@dataclass
+class PictureSet:
+    """One group's test pictures.
+
+    Attributes:
+        group: the group, as `group_label` names it.
+        title: the group, its test accuracy and the seed the pictures are of.
+        source: the run the pictures come from.
+        pngs: picture name (a `CLASSIFIER_PICTURES` key) -> PNG bytes, for those the run has.
+    """
+
+    group: str
+    title: str
+    source: str
+    pngs: dict[str, bytes]
+
+
+def picture_sets(df: pd.DataFrame, table: pd.DataFrame) -> list[PictureSet]:
+    """One `PictureSet` per row of `table` (the classification `aggregate` of `df`), in its order."""
+    keys = group_keys(table)
+    shown = format_table(table, "classification")
+    sets = []
+    for (_, row), members in zip(shown.iterrows(), group_members(df, table, "classification"), strict=True):
+        if members.empty:
+            continue
+        first = first_run(members)
+        seed = f", pictures of seed {int(first['seed'])}" if pd.notna(first["seed"]) else ""
+        group = group_label(row, keys)
+        pngs = {
+            name: png
+            for name in CLASSIFIER_PICTURES
+            if (png := read_png(Path(first["source"]) / "pictures" / f"{name}.png")) is not None
+        }
+        title = f"{group}: test acc {row['test acc (%)']} %{seed}"
+        sets.append(PictureSet(group, title, str(first["source"]), pngs))
+    return sets

@@ -133,6 +133,23 @@ def group_runs(df: pd.DataFrame, keys: Sequence[str], task: str = "classificatio
     return done
 
 
+def _plain(value: object) -> object:
+    """A group key's value as a dictionary key: every missing value (NaN, None) the same."""
+    return None if not isinstance(value, str) and pd.isna(value) else value
+
+
+def group_members(df: pd.DataFrame, table: pd.DataFrame, task: str = "classification") -> list[pd.DataFrame]:
+    """The finished runs of `task` behind each row of `table` (an `aggregate` of `df`), in the
+    table's order (matched by the group keys' values, whatever order the table is sorted in)."""
+    keys = group_keys(table)
+    runs = group_runs(df, keys, task)
+    members = {
+        tuple(_plain(v) for v in (group if isinstance(group, tuple) else (group,))): part
+        for group, part in runs.groupby(keys, sort=False, dropna=False)
+    } if len(runs) else {}  # fmt: skip
+    return [members.get(tuple(_plain(row[k]) for k in keys), runs.iloc[0:0]) for _, row in table.iterrows()]
+
+
 def aggregate(
     df: pd.DataFrame, by: Sequence[str] | None = None, task: str = "classification"
 ) -> pd.DataFrame:
