@@ -158,6 +158,11 @@ def test_tensorboard_hparams_hold_the_real_final_metrics(compose_cfg, tmp_path, 
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
     start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
     assert start.hparams["seed"].number_value == 4 and start.hparams["model_name"].string_value == model
+    # The columns a comparison reads, not the whole config (no _target_ columns burying them).
+    assert start.hparams["lr"].number_value == cfg.model.optimizer.lr and start.hparams["batch_size"].number_value == 32
+    assert not any("_target_" in name or name.startswith("data/") for name in start.hparams)
+    if model == "jit":  # a key the command line set is a column of its own
+        assert start.hparams["model.width"].number_value == 32
     names = {m.name.tag for m in experiment.metric_infos}
     expected = {"val/acc_best", "test/acc"} if model == "vit" else {"val/loss_best"}  # no FID without a feature CNN
     assert names == expected
