@@ -234,7 +234,7 @@ def test_a_sweep_killed_in_its_second_job_resumes_job_by_job(tmp_path, unbroken)
 
 
 def test_a_sweep_folder_of_another_sweep_is_refused(tmp_path):
-    from vitbench.train import FinishedJob, resume_sweep_job
+    from vitbench.resume import FinishedJob, resume_sweep_job
 
     job = tmp_path / "0_model=vit"
     job.mkdir()

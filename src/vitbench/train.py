@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -18,30 +17,20 @@ from pathlib import Path
 import hydra
 import pytorch_lightning as pl
 import torch
-import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException, InstantiationException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from vitbench.callbacks import TrainSpeed
-from vitbench.checkpoints import (
-    CheckpointError,
-    Resume,
-    check_resumable,
-    find_resume,
-    latest_checkpoint,
-    read_checkpoint,
-    run_overrides,
-    same_overrides,
-    training_overrides,
-    wandb_run_id,
-)
+from vitbench.checkpoints import check_resumable, read_checkpoint
 from vitbench.config import CONFIG_DIR, register_resolvers
 from vitbench.dashboard import link_wandb_runs
 from vitbench.flops import forward_gflops
+from vitbench.loggers import define_wandb_summaries, finish_wandb, log_final_hparams
 from vitbench.models.task import TaskModule
 from vitbench.results import peak_memory_mb, write_json_atomic
+from vitbench.resume import FinishedJob, in_multirun, prepare_resume, task_overrides
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -113,141 +102,6 @@ def export_checkpoint(trainer: pl.Trainer, target: Path) -> None:
     shutil.copyfile(best, tmp)
     os.replace(tmp, target)
     log.info("Best checkpoint exported to %s", target)
-
-
-def define_wandb_summaries(loggers: list, monitor: str, mode: str) -> None:
-    """Make each W&B run's summary hold the best value of the monitored metric (and the lowest
-    val/loss), not the last: W&B's scatter and parallel-coordinates panels read the summary."""
-    for logger in loggers:
-        if isinstance(logger, pl.loggers.WandbLogger):
-            logger.experiment.define_metric(monitor, summary=mode)
-            logger.experiment.define_metric("val/loss", summary="min")
-
-
-# The recipe figures a comparison varies, as (HParams column, config key).
-RECIPE_KEYS = (
-    ("lr", "model.optimizer.lr"), ("weight_decay", "model.optimizer.weight_decay"), ("batch_size", "data.batch_size"),
-    ("train_subset", "data.train_subset"), ("max_epochs", "trainer.max_epochs"), ("max_steps", "trainer.max_steps"),
-    ("precision", "trainer.precision"),
-)  # fmt: skip
-
-
-def hparams_columns(cfg: DictConfig, overrides: list[str]) -> dict[str, str | float | int | bool]:
-    """A run's columns in TensorBoard's HParams table: the variant, dataset and seed, the recipe's
-    main figures, and every key its command line set (``model.depth=4`` -> ``model.depth``: 4); not
-    the whole config, whose dozens of columns (``_target_`` first) would bury them."""
-    columns: dict[str, str | float | int | bool] = {
-        "model_name": cfg.model_name, "dataset_name": cfg.dataset_name, "seed": cfg.seed,
-    }  # fmt: skip
-    for column, key in RECIPE_KEYS:
-        value = OmegaConf.select(cfg, key, default=None)
-        if value is not None and not (key == "trainer.max_steps" and value == -1):
-            columns[column] = value if isinstance(value, int | float | bool) else str(value)
-    for override in training_overrides(overrides):
-        key, _, text = override.lstrip("+~").partition("=")
-        # model, data and seed are model_name, dataset_name and seed; a recipe key has its column.
-        if key not in ("model", "data", "seed") and key not in dict(RECIPE_KEYS).values():
-            value = yaml.safe_load(text) if text else text
-            columns[key] = value if isinstance(value, int | float | bool | str) else text
-    return columns
-
-
-def log_final_hparams(loggers: list, cfg: DictConfig, model: TaskModule, metrics: dict[str, float], step: int) -> None:
-    """TensorBoard's HParams tab: the run's settings with its final figures (the metrics its
-    results.json reports, under their logged names: val/acc_best, test/acc; a denoiser's test/fid,
-    ...), instead of Lightning's placeholder hp_metric=-1 (conf/logger/tensorboard.yaml turns it off)."""
-    boards = [logger for logger in loggers if isinstance(logger, pl.loggers.TensorBoardLogger)]
-    final = {m: metrics[m] for m in model.record_metrics.values() if metrics.get(m) is not None}
-    if not boards or not final:
-        return
-    params = hparams_columns(cfg, task_overrides())
-    for board in boards:
-        board.log_hyperparams(params, metrics=final, step=step)
-
-
-def task_overrides() -> list[str]:
-    """This job's command-line overrides (empty outside a Hydra app)."""
-    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-
-
-def in_multirun() -> bool:
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
-class FinishedJob(Exception):
-    """This job of a sweep run again with ``ckpt_path=last`` already has its results.json."""
-
-    def __init__(self, record: dict):
-        super().__init__(record.get("model"))
-        self.record = record
-
-
-def resume_sweep_job(output_dir: Path, overrides: list[str]) -> Resume | None:
-    """``ckpt_path=last`` in a multirun: each job continues in its own folder of the sweep folder
-    (the same ``-m`` command with ``hydra.sweep.dir=<the old sweep>`` gives each job the folder it
-    had). A finished job raises :class:`FinishedJob` with its record (it is reported, not trained
-    again); an interrupted one resumes from its newest checkpoint; one that never got to a
-    checkpoint starts from the beginning. Other runs elsewhere are never picked up.
-
-    Raises:
-        CheckpointError: the folder holds a finished job that was started with other overrides
-            (the folder name leaves out some keys, e.g. experiment=).
-    """
-    results = output_dir / "results.json"
-    if results.is_file():
-        record = json.loads(results.read_text())
-        if training_overrides(record.get("overrides", [])) != training_overrides(overrides):
-            raise CheckpointError(
-                f"ckpt_path=last: {output_dir} holds a finished job started with "
-                f"[{' '.join(training_overrides(record.get('overrides', [])))}], not "
-                f"[{' '.join(training_overrides(overrides))}]; this is another sweep's folder. "
-                "Give this sweep its own hydra.sweep.dir."
-            )
-        raise FinishedJob(record)
-    checkpoint = latest_checkpoint(output_dir)
-    if checkpoint is None:
-        log.info("ckpt_path=last: no checkpoint in %s, this job starts from the beginning", output_dir)
-        return None
-    return Resume(checkpoint, output_dir)
-
-
-def prepare_resume(cfg: DictConfig) -> Resume | None:
-    """Resolve ``ckpt_path``; when it names a run folder, point this run's outputs at that folder.
-
-    The resumed run continues the crashed one where it lives: checkpoints and results.json in the
-    same folder, its CSV log beside the old one (csv/resumed-N, never overwriting it), and its W&B
-    run under the same id. The overrides must match the ones the folder was started with.
-    In a multirun, ``last`` means this job's own folder: :func:`resume_sweep_job`.
-    """
-    if not cfg.get("ckpt_path"):
-        return None
-    overrides = task_overrides()
-    output_dir = Path(cfg.paths.output_dir).resolve()
-    if in_multirun() and str(cfg.ckpt_path) == "last":
-        resume = resume_sweep_job(output_dir, overrides)
-    else:
-        cwd = Path(hydra.utils.get_original_cwd()) if HydraConfig.initialized() else Path.cwd()
-        resume = find_resume(str(cfg.ckpt_path), output_dir, [cwd / "outputs", cwd / "multirun"], overrides)
-    run_dir = resume.run_dir.resolve() if resume and resume.run_dir else None
-    if run_dir is None:
-        return resume
-    saved = run_overrides(run_dir)
-    if run_dir != output_dir and saved is not None and not same_overrides(saved, overrides):
-        command = " ".join([*training_overrides(saved), f"ckpt_path={run_dir}"])
-        raise CheckpointError(
-            f"run folder {run_dir} was started with [{' '.join(training_overrides(saved))}], this command has "
-            f"[{' '.join(training_overrides(overrides))}]. Resume it with: vitbench-train {command}"
-        )
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(run_dir)
-        if cfg.get("logger") and cfg.logger.get("csv") and (run_dir / "csv").is_dir():
-            n = len(list((run_dir / "csv").glob("resumed-*"))) + 1
-            cfg.logger.csv.version = f"resumed-{n}"
-        if cfg.get("logger") and cfg.logger.get("wandb") and (run_id := wandb_run_id(run_dir)):
-            cfg.logger.wandb.id = run_id
-            cfg.logger.wandb.resume = "allow"
-    log.info("Resuming the run in %s from %s", run_dir, resume.checkpoint)
-    return resume
 
 
 @contextmanager
@@ -347,7 +201,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict[str, float]]:
     }
     if trainer.is_global_zero:
         write_json_atomic(output_dir / "results.json", record)
-        log_final_hparams(loggers, cfg, model, metrics, trainer.global_step)
+        log_final_hparams(loggers, cfg, model, metrics, trainer.global_step, task_overrides())
         if in_multirun():
             # `wandb leet <sweep>/wandb` then shows every job of the sweep, overlaid.
             link_wandb_runs(Path(HydraConfig.get().sweep.dir) / "wandb", output_dir)
@@ -367,15 +221,6 @@ def report_finished_job(cfg: DictConfig, record: dict) -> tuple[dict, dict[str, 
     metrics = {m: float(record[k]) for k, m in module.record_metrics.items() if record.get(k) is not None}
     link_wandb_runs(Path(HydraConfig.get().sweep.dir) / "wandb", output_dir)
     return record, metrics
-
-
-def finish_wandb() -> None:
-    """Close this job's W&B run. Lightning's WandbLogger does not, and the next job of a multirun
-    in this process would otherwise log into it (lightning-hydra-template #289)."""
-    import wandb
-
-    if wandb.run is not None:
-        wandb.finish()
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")

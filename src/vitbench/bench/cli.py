@@ -39,9 +39,10 @@ from vitbench.bench.timing import (
 from vitbench.config import CONFIG_DIR, register_resolvers
 from vitbench.data import normalize
 from vitbench.flops import forward_gflops
+from vitbench.loggers import finish_wandb
 from vitbench.models.teacher import Teacher
 from vitbench.results import write_json_atomic
-from vitbench.train import RunError, build, finish_wandb, instantiate_all
+from vitbench.train import RunError, build, instantiate_all
 
 log = logging.getLogger(__name__)
 register_resolvers()
