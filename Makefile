@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup data browser train teacher quickstart-cnn compare generate study test test-slow lint clean
+.PHONY: help setup data browser train teacher quickstart-cnn compare generate study deit-table test test-slow lint clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -61,15 +61,23 @@ generate: quickstart-cnn  ## Denoising: JiT and DiT on Fashion-MNIST, samples, F
 # Resumable: run `make study` again after an interrupt (same STUDY) and it skips the finished jobs,
 # resumes the interrupted one from its checkpoint and runs the rest.
 STUDY ?= multirun/data_efficiency
+STUDY_EXPERIMENT ?= data_efficiency
 study: setup  ## Does a ViT need more data than a CNN? 5 variants x 5 training-set sizes x 2 seeds; resumable
 	@# The CNNs first: each is also the teacher of the DeiT of its size and seed.
-	$(BIN)/vitbench-train -m experiment=data_efficiency model=cnn ckpt_path=last \
+	$(BIN)/vitbench-train -m experiment=$(STUDY_EXPERIMENT) model=cnn ckpt_path=last \
 		'paths.teacher_dir=$(abspath $(STUDY))/teachers/n$${data.train_subset}-s$${seed}' \
 		'export_checkpoint=$${paths.teacher_dir}/$${dataset_name}-cnn.ckpt' hydra.sweep.dir=$(STUDY)/cnn $(ARGS)
-	$(BIN)/vitbench-train -m experiment=data_efficiency model=vit,deit,swin,efficientvit ckpt_path=last \
+	$(BIN)/vitbench-train -m experiment=$(STUDY_EXPERIMENT) model=vit,deit,swin,efficientvit ckpt_path=last \
 		'paths.teacher_dir=$(abspath $(STUDY))/teachers/n$${data.train_subset}-s$${seed}' \
 		hydra.sweep.dir=$(STUDY)/transformers $(ARGS)
 	$(BIN)/vitbench-compare $(STUDY)/cnn $(STUDY)/transformers --out $(STUDY)/report
+
+DEIT ?= multirun/deit_table
+deit-table: teacher  ## DeiT against ViT at the CPU default: distillation none/soft/hard, 3 seeds (~50 min); resumable
+	$(BIN)/vitbench-train -m model=vit seed=0,1,2 ckpt_path=last hydra.sweep.dir=$(DEIT)/vit $(ARGS)
+	$(BIN)/vitbench-train -m model=deit model.distillation.kind=none,soft,hard seed=0,1,2 ckpt_path=last \
+		hydra.sweep.dir=$(DEIT)/deit $(ARGS)
+	$(BIN)/vitbench-compare $(DEIT)/vit $(DEIT)/deit --out $(DEIT)/report
 
 browser:  ## Install Debian's chromium (report.html's browser test) where apt is there
 	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then :; \

@@ -140,3 +140,30 @@ def test_full_size_denoisers_compose_with_the_papers_shapes(compose_cfg):
     dit = compose_cfg("model=dit", "size=full", "data=cifar10", "model.feature_cnn=null").model
     assert (dit.width, dit.depth, dit.num_heads, dit.bottleneck_dim) == (384, 12, 6, None)
     assert sum(p.numel() for p in instantiate(dit).net.parameters()) > 30e6  # DiT-S: 33M
+
+
+@pytest.mark.parametrize("experiment", ["data_efficiency", "data_efficiency_full"])
+def test_the_data_efficiency_study_gives_every_size_the_same_steps(experiment):
+    """Five or more training-set sizes, evenly spaced in log scale from about 1,000 to the whole
+    split, at least two seeds, one step budget for every size, crops on; the full variant is the
+    GPU-size models."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from vitbench.config import CONFIG_DIR, register_resolvers
+
+    register_resolvers()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[f"experiment={experiment}", "model=vit"], return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    params = cfg.hydra.sweeper.params
+    sizes = [int(s) for s in str(params["data.train_subset"]).split(",")]
+    seeds = str(params["seed"]).split(",")
+    assert len(sizes) >= 5 and len(seeds) >= 2
+    assert sizes[0] == 1000 and sizes[-1] == 60_000 - cfg.data.val_size  # Fashion-MNIST's training split
+    ratios = [b / a for a, b in zip(sizes, sizes[1:], strict=False)]
+    assert max(ratios) / min(ratios) < 1.1  # evenly spaced in log scale
+    assert cfg.trainer.max_steps > 0 and cfg.trainer.max_epochs == -1 and cfg.trainer.check_val_every_n_epoch is None
+    assert cfg.data.crop_padding > 0
+    assert cfg.model.embed_dim == (192 if experiment.endswith("full") else 128)
