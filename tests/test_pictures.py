@@ -159,3 +159,19 @@ def test_a_denoiser_run_has_no_pictures(compose_cfg):
     run = run_in_process(compose_cfg, *tiny_jit)
     assert json.loads((run / "results.json").read_text())["task"] == "denoising"
     assert (run / "samples.png").is_file() and not (run / "pictures").exists()
+
+
+def test_a_caption_wider_than_its_tile_is_centred_over_it_and_not_cut():
+    from PIL import Image
+
+    from vitbench.drawing import GAP, labeled_grid
+
+    tiles = [Image.new("RGB", (30, 30), "gray") for _ in range(2)]
+    grid = labeled_grid([tiles], [[["→ T-shirt/top (0.89)"]] * 2]).convert("L")
+    ink = [x for x in range(grid.width) for y in range(GAP, GAP + 15) if grid.getpixel((x, y)) < 128]
+    tile_x = [x for x in range(grid.width) if grid.getpixel((x, grid.height - 2 * GAP - 5)) != 255]
+    first_tile = [x for x in tile_x if x < grid.width // 2]
+    caption = [x for x in ink if x < grid.width // 2]
+    assert min(ink) >= GAP // 2 and max(ink) < grid.width - GAP // 2  # inside the picture
+    centre_tile, centre_caption = (first_tile[0] + first_tile[-1]) / 2, (min(caption) + max(caption)) / 2
+    assert abs(centre_tile - centre_caption) <= 3
