@@ -3,6 +3,7 @@ grid (samples.png), a classifier's test pictures (pictures/*.png, written by vit
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,20 +53,27 @@ def first_run(members: pd.DataFrame) -> pd.Series:
     return members.sort_values("seed", kind="stable").iloc[0]
 
 
+def representatives(df: pd.DataFrame, table: pd.DataFrame, task: str) -> Iterator[tuple[pd.Series, str, pd.Series]]:
+    """For each row of `table` (the `aggregate` of `task`) with a finished run, in its order: the
+    row as `format_table` shows it, the group's `group_label`, and its `first_run`."""
+    keys = group_keys(table)
+    shown = format_table(table, task)
+    for (_, row), members in zip(shown.iterrows(), group_members(df, table, task), strict=True):
+        if not members.empty:
+            yield row, group_label(row, keys), first_run(members)
+
+
+def _seed_text(run: pd.Series, what: str) -> str:
+    return f", {what} of seed {int(run['seed'])}" if pd.notna(run["seed"]) else ""
+
+
 def sample_grids(df: pd.DataFrame, table: pd.DataFrame) -> list[SampleGrid]:
     """One `SampleGrid` per row of `table` (the denoising `aggregate` of `df`), in its order."""
-    keys = group_keys(table)
-    shown = format_table(table, "denoising")
     grids = []
-    for (_, row), members in zip(shown.iterrows(), group_members(df, table, "denoising"), strict=True):
-        if members.empty:
-            continue
-        first = first_run(members)
-        seed = f", samples of seed {int(first['seed'])}" if pd.notna(first["seed"]) else ""
-        group = group_label(row, keys)
+    for row, group, first in representatives(df, table, "denoising"):
         title = (
             f"{group}: FID (vitbench-CNN) {row['FID (vitbench-CNN)']}, "
-            f"sample acc {row['sample acc (%)']} %{seed}"
+            f"sample acc {row['sample acc (%)']} %{_seed_text(first, 'samples')}"
         )
         png = read_png(Path(first["source"]) / SAMPLES_FILE)
         grids.append(SampleGrid(group, title, str(first["source"]), png))
@@ -99,20 +107,13 @@ class PictureSet:
 
 def picture_sets(df: pd.DataFrame, table: pd.DataFrame) -> list[PictureSet]:
     """One `PictureSet` per row of `table` (the classification `aggregate` of `df`), in its order."""
-    keys = group_keys(table)
-    shown = format_table(table, "classification")
     sets = []
-    for (_, row), members in zip(shown.iterrows(), group_members(df, table, "classification"), strict=True):
-        if members.empty:
-            continue
-        first = first_run(members)
-        seed = f", pictures of seed {int(first['seed'])}" if pd.notna(first["seed"]) else ""
-        group = group_label(row, keys)
+    for row, group, first in representatives(df, table, "classification"):
         pngs = {
             name: png
             for name in CLASSIFIER_PICTURES
             if (png := read_png(Path(first["source"]) / "pictures" / f"{name}.png")) is not None
         }
-        title = f"{group}: test acc {row['test acc (%)']} %{seed}"
+        title = f"{group}: test acc {row['test acc (%)']} %{_seed_text(first, 'pictures')}"
         sets.append(PictureSet(group, title, str(first["source"]), pngs))
     return sets
