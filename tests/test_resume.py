@@ -20,6 +20,7 @@ from vitbench.checkpoints import (
     read_checkpoint,
     wandb_run_id,
 )
+from vitbench.loggers import logged_history
 
 VITBENCH_TRAIN = Path(sys.executable).parent / "vitbench-train"
 TESTS = Path(__file__).parent
@@ -29,13 +30,14 @@ TESTS = Path(__file__).parent
 RUN = (
     "data=synthetic", "data.batch_size=32", "model.embed_dim=32", "model.depth=2", "model.num_heads=2",
     "trainer.max_epochs=2", "trainer.deterministic=true", "trainer.num_sanity_val_steps=2", "seed=3",
-    "callbacks.step_checkpoint.every_n_train_steps=5", "threads=1",
+    "callbacks.step_checkpoint.every_n_train_steps=5", "threads=1", "trainer.log_every_n_steps=1",
 )  # fmt: skip
 
 
 def start(*overrides: str, cwd: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "WANDB_API_KEY"}
     env["PYTHONPATH"] = os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")])
+    env["WANDB__TRANSACTION_LOG_FLUSH_INTERVAL"] = "1"  # W&B writes its log every second, not every 15
     return subprocess.Popen(
         [str(VITBENCH_TRAIN), *overrides], cwd=cwd, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -52,18 +54,38 @@ def results(run_dir: Path) -> dict:
     return json.loads((run_dir / "results.json").read_text())
 
 
+def wandb_history(run_dir: Path) -> dict[tuple[int, str], list[float]]:
+    """Every number the run's W&B runs logged, by (trainer/global_step, key), read with `wandb leet inspect`."""
+    logged: dict[tuple[int, str], list[float]] = {}
+    for run in sorted((run_dir / "wandb").glob("offline-run-*")):
+        command = [sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(run)]
+        lines = subprocess.run(command, capture_output=True, text=True, check=True).stdout.splitlines()
+        for record in map(json.loads, lines):
+            item = record.get("history", {}).get("item", {})
+            for key, value in item.items():
+                if not key.startswith("_") and key not in ("trainer/global_step", "epoch") and isinstance(value, float):
+                    logged.setdefault((item["trainer/global_step"], key), []).append(value)
+    return logged
+
+
 @pytest.fixture(scope="module")
-def unbroken(tmp_path_factory) -> dict:
-    """The record of the run that is never interrupted."""
+def unbroken_dir(tmp_path_factory) -> Path:
+    """The folder of the run that is never interrupted."""
     cwd = tmp_path_factory.mktemp("unbroken")
     finish(start(*RUN, f"hydra.run.dir={cwd / 'run'}", cwd=cwd))
-    return results(cwd / "run")
+    return cwd / "run"
+
+
+@pytest.fixture(scope="module")
+def unbroken(unbroken_dir) -> dict:
+    """The record of the run that is never interrupted."""
+    return results(unbroken_dir)
 
 
 # Killed at step 17 of 24: mid-epoch, two steps after the step-15 checkpoint (3 of the epoch's 12
 # steps done). Killed at step 13: the newest checkpoint is the end of epoch 0 (last.ckpt, step 12).
 @pytest.mark.parametrize(("kill_at", "newest", "epoch"), [(17, "step0000015.ckpt", 1), (13, "last.ckpt", 0)])
-def test_sigkill_then_resume_ends_like_an_unbroken_run(tmp_path, unbroken, kill_at, newest, epoch):
+def test_sigkill_then_resume_ends_like_an_unbroken_run(tmp_path, unbroken_dir, unbroken, kill_at, newest, epoch):
     crashed, marker = tmp_path / "outputs" / "crashed", tmp_path / "stalled"
     proc = start(
         *RUN, f"hydra.run.dir={crashed}",
@@ -76,6 +98,10 @@ def test_sigkill_then_resume_ends_like_an_unbroken_run(tmp_path, unbroken, kill_
         assert proc.poll() is None, proc.communicate()[1][-3000:]
         assert time.monotonic() < deadline, f"the run never reached step {kill_at}"
         time.sleep(0.2)
+    # Killed once W&B has written the steps past the checkpoint into its log (it writes it every second).
+    while logged_history(crashed / "wandb")[0] < kill_at - 1:
+        assert time.monotonic() < deadline, "W&B never wrote the run's steps into its log"
+        time.sleep(0.5)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
@@ -94,6 +120,13 @@ def test_sigkill_then_resume_ends_like_an_unbroken_run(tmp_path, unbroken, kill_
     # The W&B run goes on under the same id; the CSV log of the first part is kept.
     runs = sorted((crashed / "wandb").glob("offline-run-*"))
     assert len(runs) == 2 and {r.name.rsplit("-", 1)[1] for r in runs} == {first_wandb_id}
+    # ... and its two parts hold one history: the steps the resume trained again are not logged
+    # twice; together they log what the unbroken run logged, each number once.
+    history, expected = wandb_history(crashed), wandb_history(unbroken_dir)
+    assert history.keys() == expected.keys()
+    assert all(history[k] == pytest.approx(expected[k], rel=1e-6) for k in expected), [
+        (k, history[k], expected[k]) for k in expected if history[k] != pytest.approx(expected[k], rel=1e-6)
+    ]
     assert (crashed / "csv" / "metrics.csv").is_file() and (
         crashed / "csv" / "resumed-1" / "metrics.csv"
     ).is_file()

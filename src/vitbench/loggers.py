@@ -1,14 +1,74 @@
 """What vitbench-train tells its loggers beyond Lightning's defaults: W&B summaries of the best
-values, TensorBoard HParams with the final figures, and closing a job's W&B run."""
+values, one W&B history across a resume, TensorBoard HParams with the final figures, and closing a
+job's W&B run."""
 
 from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
 
 import pytorch_lightning as pl
 import yaml
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities import rank_zero_only
 
 from vitbench.checkpoints import training_overrides
 from vitbench.models.task import TaskModule
+
+log = logging.getLogger(__name__)
+
+
+class WandbLogger(pl.loggers.WandbLogger):
+    """Lightning's W&B logger that continues an interrupted run's history instead of repeating it.
+
+    A run resumed from its newest checkpoint trains again through the steps between that checkpoint
+    and the interruption, which the interrupted run had already logged under the same W&B id (with
+    the same values: the resume is exact). ``logged_in`` names the run folder's ``wandb/`` directory;
+    whatever its earlier runs logged (read by :func:`logged_history`) is not logged again, so every
+    ``trainer/global_step`` appears in the run's history once.
+    """
+
+    def __init__(self, *args, logged_in: str | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._logged_step, self._logged_keys = logged_history(Path(logged_in)) if logged_in else (-1, frozenset())
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        if step is not None and (
+            step < self._logged_step or (step == self._logged_step and set(metrics) <= self._logged_keys)
+        ):
+            return
+        super().log_metrics(metrics, step)
+
+
+def logged_history(wandb_dir: Path) -> tuple[int, frozenset[str]]:
+    """The newest ``trainer/global_step`` the W&B runs in `wandb_dir` logged, and the keys logged
+    at that step, read from their transaction logs with ``wandb leet inspect --json`` (what reached
+    the log before a SIGKILL is there). (-1, {}) when there is nothing to read."""
+    last, keys = -1, set()
+    for run in sorted(p for p in wandb_dir.glob("*run-*-*") if p.is_dir()):
+        command = [sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(run)]
+        out = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+        if out.returncode != 0:
+            log.warning("Could not read the W&B log %s (%s): its steps may be logged twice", run, out.stderr[-300:])
+            continue
+        for line in out.stdout.splitlines():
+            record = json.loads(line)
+            item = record.get("history", {}).get("item", {}) if record.get("type") == "history" else {}
+            step = item.get("trainer/global_step")
+            if step is None:
+                continue
+            # An image is stored as "key._type", "key.filenames", ...: the key is what precedes the dot.
+            names = {k.split(".", 1)[0] for k in item if not k.startswith("_") and k != "trainer/global_step"}
+            if step > last:
+                last, keys = int(step), names
+            elif step == last:
+                keys |= names
+    return last, frozenset(keys)
 
 
 def define_wandb_summaries(loggers: list, monitor: str, mode: str) -> None:

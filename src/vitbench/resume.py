@@ -76,7 +76,7 @@ def prepare_resume(cfg: DictConfig) -> Resume | None:
 
     The resumed run continues the crashed one where it lives: checkpoints and results.json in the
     same folder, its CSV log beside the old one (csv/resumed-N, never overwriting it), and its W&B
-    run under the same id. The overrides must match the ones the folder was started with.
+    run under the same id, continuing its history (:class:`vitbench.loggers.WandbLogger`). The overrides must match the ones the folder was started with.
     In a multirun, ``last`` means this job's own folder: :func:`resume_sweep_job`.
     """
     if not cfg.get("ckpt_path"):
@@ -106,5 +106,6 @@ def prepare_resume(cfg: DictConfig) -> Resume | None:
         if cfg.get("logger") and cfg.logger.get("wandb") and (run_id := wandb_run_id(run_dir)):
             cfg.logger.wandb.id = run_id
             cfg.logger.wandb.resume = "allow"
+            cfg.logger.wandb.logged_in = str(run_dir / "wandb")  # what it logged is not logged again
     log.info("Resuming the run in %s from %s", run_dir, resume.checkpoint)
     return resume

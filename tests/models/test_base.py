@@ -53,6 +53,27 @@ def test_checkpoint_reloads_without_hydra(name, tmp_path, adamw):
         torch.testing.assert_close(reloaded(x), model(x), rtol=0, atol=0)
 
 
+def test_training_accuracy_counts_are_checkpointed_and_older_checkpoints_still_load(tmp_path):
+    model = tiny_model("cnn")
+    x, y = class_images(16, image_size("cnn"))
+    trainer = tiny_trainer(tmp_path, limit_val_batches=1)
+    trainer.fit(model, loader(x, y), loader(x, y))
+    path = tmp_path / "model.ckpt"
+    trainer.save_checkpoint(path)
+    checkpoint = torch.load(path, weights_only=False)
+    # The counts behind train/acc travel with the checkpoint (a resume mid-epoch continues them).
+    assert {"train_metrics.acc.tp", "train_metrics.acc.fn"} <= set(checkpoint["state_dict"])
+    # A checkpoint of an earlier vitbench has no such counts: it loads, with the counts at zero.
+    checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("train_metrics.")}
+    torch.save(checkpoint, path)
+    reloaded = type(model).load_from_checkpoint(path)
+    assert int(reloaded.train_metrics["acc"].tp.sum()) == 0
+    model.eval()
+    reloaded.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(x), model(x), rtol=0, atol=0)
+
+
 class ScriptedAccuracy(ImageClassifier):
     """Evaluation accuracy follows a script per epoch; images carry their label in pixel (0, 0)."""
 

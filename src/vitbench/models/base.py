@@ -10,6 +10,7 @@ Steps, loss and metrics live here only; optimisation, speed switches and checkpo
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -80,11 +81,21 @@ class ImageClassifier(TaskModule):
         self.label_smoothing = label_smoothing
 
         self.train_metrics = accuracy_metrics(num_classes, "train/", top5=False)
+        # Its running counts are saved in checkpoints too: a run resumed mid-epoch then reports the
+        # epoch's train/acc over the whole epoch, as the unbroken run does, not over its second part.
+        self.train_metrics.persistent(True)
         self.val_metrics = accuracy_metrics(num_classes, "val/")
         self.test_metrics = accuracy_metrics(num_classes, "test/")
         self.val_acc_best = MaxMetric()
         # Saved in checkpoints (torchmetrics states are not, by default), so a resumed run keeps its best.
         self.val_acc_best.persistent(True)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        # Checkpoints written before the training accuracy's counts were saved: start them at zero.
+        state = checkpoint.get("state_dict", {})
+        for key, value in self.train_metrics.state_dict(prefix="train_metrics.").items():
+            state.setdefault(key, torch.zeros_like(value))
 
     def forward(self, x: Tensor) -> Tensor:
         """Map images ``(B, C, H, W)`` to logits ``(B, num_classes)``."""
@@ -103,6 +114,8 @@ class ImageClassifier(TaskModule):
         self._check_finite(loss)
         # Soft targets (B, K) from mixup: accuracy against the dominant class.
         labels = y.argmax(-1) if y.ndim == 2 else y
+        if batch_idx == 0:  # a run resumed from an epoch's end checkpoint holds that epoch's counts
+            self.train_metrics.reset()
         self.train_metrics.update(logits.detach(), labels)
         if self._logging_step():
             self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
