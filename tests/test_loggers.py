@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import wandb
 
 from vitbench.loggers import WandbLogger, logged_history
@@ -20,8 +22,17 @@ def logged_rows(run: Path) -> list[tuple[int, set[str]]]:
     return [(i["trainer/global_step"], {k for k in i if k[0] != "_" and k != "trainer/global_step"}) for i in items]
 
 
-def test_a_resumed_run_logs_only_what_its_first_part_did_not(tmp_path, monkeypatch):
+@pytest.fixture
+def own_wandb_service(monkeypatch):
+    """W&B's service for this test only: wandb.init puts its address in os.environ (WANDB_SERVICE),
+    where every process the later tests start would find it and share it."""
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    yield
+    wandb.teardown()
+    os.environ.pop("WANDB_SERVICE", None)
+
+
+def test_a_resumed_run_logs_only_what_its_first_part_did_not(tmp_path, monkeypatch, own_wandb_service):
     monkeypatch.setenv("WANDB_MODE", "offline")  # and the logger sets it too; restored after the test
     first = wandb.init(mode="offline", dir=tmp_path, project="vitbench", id="abc123")
     for step in (1, 2, 3):

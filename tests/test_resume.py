@@ -35,7 +35,9 @@ RUN = (
 
 
 def start(*overrides: str, cwd: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != "WANDB_API_KEY"}
+    # WANDB_SERVICE: an in-process test's W&B service; a run of its own starts its own, as a user's does
+    # (a shared one would still hold the killed run's id when the resume asks for it).
+    env = {k: v for k, v in os.environ.items() if k not in ("WANDB_API_KEY", "WANDB_SERVICE")}
     env["PYTHONPATH"] = os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")])
     env["WANDB__TRANSACTION_LOG_FLUSH_INTERVAL"] = "1"  # W&B writes its log every second, not every 15
     return subprocess.Popen(
