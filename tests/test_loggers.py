@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import wandb
 
-from vitbench.loggers import WandbLogger, logged_history
+from vitbench.loggers import WandbLogger, history_items, logged_history
 
 
 def logged_rows(run: Path) -> list[tuple[int, set[str]]]:
     """(trainer/global_step, keys) of each history row in a W&B run folder's log."""
-    command = [sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(run)]
-    records = map(json.loads, subprocess.run(command, capture_output=True, text=True, check=True).stdout.splitlines())
-    items = [r["history"]["item"] for r in records if r.get("type") == "history"]
+    items = history_items(run)
     return [(i["trainer/global_step"], {k for k in i if k[0] != "_" and k != "trainer/global_step"}) for i in items]
 
 

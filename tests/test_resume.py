@@ -20,7 +20,7 @@ from vitbench.checkpoints import (
     read_checkpoint,
     wandb_run_id,
 )
-from vitbench.loggers import logged_history
+from vitbench.loggers import history_items, logged_history
 
 VITBENCH_TRAIN = Path(sys.executable).parent / "vitbench-train"
 TESTS = Path(__file__).parent
@@ -60,10 +60,7 @@ def wandb_history(run_dir: Path) -> dict[tuple[int, str], list[float]]:
     """Every number the run's W&B runs logged, by (trainer/global_step, key), read with `wandb leet inspect`."""
     logged: dict[tuple[int, str], list[float]] = {}
     for run in sorted((run_dir / "wandb").glob("offline-run-*")):
-        command = [sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(run)]
-        lines = subprocess.run(command, capture_output=True, text=True, check=True).stdout.splitlines()
-        for record in map(json.loads, lines):
-            item = record.get("history", {}).get("item", {})
+        for item in history_items(run):
             for key, value in item.items():
                 if not key.startswith("_") and key not in ("trainer/global_step", "epoch") and isinstance(value, float):
                     logged.setdefault((item["trainer/global_step"], key), []).append(value)

@@ -45,20 +45,27 @@ class WandbLogger(pl.loggers.WandbLogger):
         super().log_metrics(metrics, step)
 
 
+def history_items(run: Path) -> list[dict]:
+    """The history rows of one W&B run folder (``[offline-]run-<time>-<id>``), read from its
+    transaction log with ``wandb leet inspect --json``: what reached the log, also before a SIGKILL.
+    Raises ``subprocess.CalledProcessError`` when the log cannot be read."""
+    command = [sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(run)]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True).stdout
+    records = (json.loads(line) for line in out.splitlines())
+    return [r["history"]["item"] for r in records if r.get("type") == "history" and "item" in r.get("history", {})]
+
+
 def logged_history(wandb_dir: Path) -> tuple[int, frozenset[str]]:
     """The newest ``trainer/global_step`` the W&B runs in `wandb_dir` logged, and the keys logged
-    at that step, read from their transaction logs with ``wandb leet inspect --json`` (what reached
-    the log before a SIGKILL is there). (-1, {}) when there is nothing to read."""
+    at that step (:func:`history_items`). (-1, {}) when there is nothing to read."""
     last, keys = -1, set()
     for run in sorted(p for p in wandb_dir.glob("*run-*-*") if p.is_dir()):
-        command = [sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(run)]
-        out = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
-        if out.returncode != 0:
-            log.warning("Could not read the W&B log %s (%s): its steps may be logged twice", run, out.stderr[-300:])
+        try:
+            items = history_items(run)
+        except subprocess.CalledProcessError as err:
+            log.warning("Could not read the W&B log %s (%s): its steps may be logged twice", run, err.stderr[-300:])
             continue
-        for line in out.stdout.splitlines():
-            record = json.loads(line)
-            item = record.get("history", {}).get("item", {}) if record.get("type") == "history" else {}
+        for item in items:
             step = item.get("trainer/global_step")
             if step is None:
                 continue
