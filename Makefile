@@ -9,18 +9,24 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup data browser train teacher quickstart-cnn compare generate study deit-table deit-long deit-soft test test-slow lint clean
+.PHONY: help setup lock data browser train teacher quickstart-cnn compare generate study deit-table deit-long deit-soft test test-slow lint clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 setup: $(STAMP) data  ## Create .venv, install vitbench[dev], install Fashion-MNIST (idempotent)
 
-$(STAMP): pyproject.toml
+# constraints.txt holds the versions the suite last passed with (make lock writes it from the tested
+# venv), so a fresh machine installs what was tested; `pip install -e .` alone takes the newest releases.
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	@touch $@
+
+lock:  ## Refresh constraints.txt from the venv (after `make test` passed with newer versions)
+	@{ echo "# The versions \`make test\` last passed with (written by \`make lock\` on $$(date +%F), Python $$($(BIN)/python -c 'import platform; print(platform.python_version())'))."; \
+	  $(BIN)/python -m pip freeze --exclude-editable --exclude vitbench; } > constraints.txt
 
 data:  ## Install Debian's dataset-fashion-mnist where apt is there (else use data.download=true)
 	@if [ -f $(FMNIST) ]; then :; \
@@ -48,7 +54,7 @@ compare: quickstart-cnn  ## The main job: CNN teacher, then ViT, DeiT, Swin, Eff
 	$(BIN)/vitbench-train -m experiment=quickstart paths.teacher_dir=teachers/quickstart \
 		model=vit,deit,swin,efficientvit hydra.sweep.dir=$(QUICKSTART) $(ARGS)
 	@# The teacher's W&B run beside the sweep's, for `wandb leet $(QUICKSTART)/wandb`.
-	@$(BIN)/python -c "from pathlib import Path; from vitbench.dashboard import link_wandb_runs; \
+	@$(BIN)/python -c "from pathlib import Path; from vitbench.run.dashboard import link_wandb_runs; \
 		link_wandb_runs(Path('$(QUICKSTART)/wandb'), Path('teachers/quickstart/run'))"
 	$(BIN)/vitbench-compare teachers/quickstart/run $(QUICKSTART) --out $(QUICKSTART)/report
 
@@ -100,14 +106,15 @@ browser:  ## Install Debian's chromium (report.html's browser test) where apt is
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; \
 	else echo "no apt here: the report's browser test is skipped (install chromium to run it)"; fi
 
-test: setup browser  ## Run the tests (CPU, a few minutes)
+test: setup browser lint  ## Lint, then run the tests (CPU, a few minutes)
 	$(BIN)/pytest -q $(ARGS)
 
 test-slow: setup  ## Run only the slow end-to-end tests
 	$(BIN)/pytest -q -m slow $(ARGS)
 
-lint: setup  ## ruff
+lint: setup  ## ruff check and ruff format --check (apply the format with: .venv/bin/ruff format src tests)
 	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
 
 clean:  ## Remove run outputs (outputs/, multirun/, wandb/, logs/), nothing else
 	rm -rf outputs multirun wandb logs lightning_logs

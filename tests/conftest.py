@@ -13,7 +13,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from vitbench.config import CONFIG_DIR, register_resolvers
+from vitbench.run.config import CONFIG_DIR, register_resolvers
 
 # Tests run on the CPU with the machine's two cores, never on a GPU that happens to be there.
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")

@@ -8,8 +8,8 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from vitbench.classification import ImageClassifier
 from vitbench.data import ImageDataModule
-from vitbench.models import ImageClassifier
 
 MODELS = ["vit", "swin", "efficientvit", "cnn"]
 DATA = ["fashion_mnist", "cifar10", "cifar100", "imagefolder", "synthetic"]
@@ -121,7 +121,7 @@ def test_slurm_launcher_and_optuna_search_compose(compose_cfg):
 def test_denoisers_instantiate_on_every_dataset_and_denoise_its_shape(compose_cfg, model, data):
     import torch
 
-    from vitbench.models import DenoiserModule
+    from vitbench.denoising import DenoiserModule
 
     extra = IMAGEFOLDER if data == "imagefolder" else []
     cfg = compose_cfg(f"model={model}", f"data={data}", "model.feature_cnn=null", *extra)
@@ -150,7 +150,7 @@ def test_the_data_efficiency_study_gives_every_size_the_same_steps(experiment):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from vitbench.config import CONFIG_DIR, register_resolvers
+    from vitbench.run.config import CONFIG_DIR, register_resolvers
 
     register_resolvers()
     GlobalHydra.instance().clear()

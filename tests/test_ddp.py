@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 
+from vitbench.classification import ViTModule
 from vitbench.data import ImageDataModule
-from vitbench.models import ViTModule
 
 VITBENCH_TRAIN = Path(sys.executable).parent / "vitbench-train"
 TINY = ("data=synthetic", "model.embed_dim=32", "model.depth=2", "model.num_heads=2", "trainer.max_epochs=2")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from test_train import assert_stops_cleanly
+from clirun import assert_stops_cleanly
 
 SYNTHETIC = ("data=synthetic", "debug=fast", "logger=none")
 
@@ -34,7 +34,7 @@ def test_bad_input_gives_a_short_message_and_damages_nothing(tmp_path, overrides
 def test_non_finite_loss_names_the_step_and_keeps_the_last_good_checkpoint(compose_cfg, monkeypatch):
     import torch
 
-    from vitbench.models import ImageClassifier
+    from vitbench.classification import ImageClassifier
     from vitbench.train import train
 
     cfg = compose_cfg("data=synthetic", "debug=fast", "logger=csv", "trainer.max_epochs=2")

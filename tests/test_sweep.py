@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from test_train import run_cli, wandb_run_header
+from clirun import run_cli, wandb_run_header
 from vitbench.compare import aggregate, find_runs, load_records
 
 VITBENCH_COMPARE = Path(sys.executable).parent / "vitbench-compare"

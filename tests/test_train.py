@@ -3,75 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from vitbench.results import RESULT_KEYS
+from clirun import run_cli, wandb_inspect, wandb_run_header
+from vitbench.run.results import RESULT_KEYS
 from vitbench.train import train
-
-VITBENCH_TRAIN = Path(sys.executable).parent / "vitbench-train"
-
-
-def run_cli(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "WANDB_API_KEY"}
-    return subprocess.run(
-        [str(VITBENCH_TRAIN), *overrides], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
-    )
-
-
-def run_main(*overrides: str, cwd: Path, monkeypatch, capsys) -> tuple[int, str]:
-    """`vitbench-train OVERRIDES` through its real entry point (Hydra's argument parsing and error
-    report included), in this process: a new process per case would spend ~10 s importing.
-    Returns the exit code and what it printed to stderr."""
-    from hydra.core.global_hydra import GlobalHydra
-
-    from vitbench.train import main
-
-    monkeypatch.chdir(cwd)
-    monkeypatch.setattr(sys, "argv", ["vitbench-train", *overrides])
-    GlobalHydra.instance().clear()
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    return code, capsys.readouterr().err
-
-
-def assert_stops_cleanly(*overrides: str, message: str, tmp_path: Path, monkeypatch, capsys) -> None:
-    """`vitbench-train OVERRIDES` on bad input: a non-zero exit, `message` without a traceback, and
-    an earlier results.json in the run folder left as it was, no checkpoint written."""
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    earlier = run_dir / "results.json"
-    earlier.write_text('{"from": "an earlier run"}')
-
-    code, stderr = run_main(*overrides, f"hydra.run.dir={run_dir}", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
-
-    assert code != 0
-    assert message in stderr, stderr[-2000:]
-    assert "Traceback" not in stderr  # the full one only with HYDRA_FULL_ERROR=1
-    assert earlier.read_text() == '{"from": "an earlier run"}'
-    assert not (run_dir / "checkpoints").exists()
-
-
-def wandb_inspect(run_dir: Path, *flags: str) -> str:
-    """What wandb wrote for an offline run (offline, wandb 0.31 writes no summary or config file)."""
-    wandb = Path(sys.executable).parent / "wandb"
-    return subprocess.run(
-        [str(wandb), "leet", "inspect", *flags, "--json", str(run_dir)],
-        capture_output=True, text=True, check=True, timeout=60,
-    ).stdout
-
-
-def wandb_run_header(run_dir: Path) -> dict:
-    """The run record: display name, job type, group, tags."""
-    records = (json.loads(line) for line in wandb_inspect(run_dir).splitlines() if line.strip())
-    return next(r["run"] for r in records if r.get("type") == "run")
 
 
 def test_cli_writes_results_and_an_offline_wandb_run(tmp_path):
@@ -107,7 +45,7 @@ def test_cli_writes_results_and_an_offline_wandb_run(tmp_path):
     assert summary["val/acc"]["max"] == pytest.approx(results["val_acc_best"])
     assert config["seed"] == 5 and config["model_name"] == "vit"
     assert "embed_dim" not in config and config["model"]["embed_dim"] == 128  # the model's hparams once, nested
-    assert config["model"]["_target_"] == "vitbench.models.ViTModule"
+    assert config["model"]["_target_"] == "vitbench.classification.ViTModule"
     assert config["data"]["dataset"] == "synthetic"
 
 

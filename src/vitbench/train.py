@@ -7,132 +7,30 @@
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import CompactHydraException, InstantiationException
-from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig, OmegaConf
 
-from vitbench.callbacks import TrainSpeed
-from vitbench.checkpoints import check_resumable, read_checkpoint
-from vitbench.config import CONFIG_DIR, register_resolvers
-from vitbench.dashboard import link_wandb_runs
-from vitbench.flops import forward_gflops
-from vitbench.loggers import define_wandb_summaries, finish_wandb, log_final_hparams
-from vitbench.models.task import TaskModule
-from vitbench.results import peak_memory_mb, write_json_atomic
-from vitbench.resume import FinishedJob, in_multirun, prepare_resume, task_overrides
+from vitbench.run.build import RunError, build, instantiate_all
+from vitbench.run.callbacks import TrainSpeed
+from vitbench.run.checkpoints import check_resumable, export_checkpoint, read_checkpoint
+from vitbench.run.checks import check_accelerator, check_numbers
+from vitbench.run.config import CONFIG_DIR, register_resolvers, upgrade_targets
+from vitbench.run.dashboard import link_wandb_runs
+from vitbench.run.flops import forward_gflops
+from vitbench.run.launch import ddp_children_run_this_job
+from vitbench.run.loggers import define_wandb_summaries, finish_wandb, log_final_hparams
+from vitbench.run.results import peak_memory_mb, write_json_atomic
+from vitbench.run.resume import FinishedJob, in_multirun, prepare_resume, task_overrides
+from vitbench.run.task import TaskModule
 
 log = logging.getLogger(__name__)
 register_resolvers()
-
-
-class RunError(CompactHydraException):
-    """A bad value or a missing file: Hydra prints its message alone, without a traceback
-    (the full one with HYDRA_FULL_ERROR=1)."""
-
-
-def build(node: DictConfig, **kwargs):
-    """`hydra.utils.instantiate`, except that a bad value or a missing file raised by our own
-    constructors surfaces as itself, with its message, rather than wrapped by Hydra."""
-    try:
-        return hydra.utils.instantiate(node, **kwargs)
-    except InstantiationException as err:
-        if isinstance(err.__cause__, ValueError | FileNotFoundError):
-            raise err.__cause__ from None
-        raise
-
-
-# The configs have no schema, so Hydra accepts `trainer.max_epochs=abc`; these keys are checked
-# before anything is built, so the mistake is named instead of failing deep inside Lightning.
-NUMBER_KEYS = {
-    "seed": int, "trainer.max_epochs": int, "data.batch_size": int, "data.num_workers": int,
-    "data.val_size": int, "data.train_subset": int, "model.optimizer.lr": float,
-    "model.optimizer.weight_decay": float, "model.label_smoothing": float,
-}  # fmt: skip
-
-
-def check_numbers(cfg: DictConfig) -> None:
-    """Raise ValueError naming the first key of NUMBER_KEYS whose value is not a number of its kind."""
-    for key, kind in NUMBER_KEYS.items():
-        value = OmegaConf.select(cfg, key, default=None)
-        ok = value is None or (isinstance(value, int | float) and not isinstance(value, bool))
-        if ok and kind is int and value is not None:
-            ok = isinstance(value, int)
-        if not ok:
-            example = "10" if kind is int else "1e-3"
-            raise ValueError(f"{key}={value!r} is not {'an integer' if kind is int else 'a number'}; write e.g. {key}={example}.")
-
-
-def check_accelerator(trainer: DictConfig) -> None:
-    """Raise ValueError when the trainer asks for a GPU that PyTorch cannot see (Lightning's own
-    message, "No supported gpu backend found!", says neither why nor what to run instead)."""
-    accelerator = str(trainer.get("accelerator", "auto"))
-    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise ValueError(
-            f"trainer.accelerator={accelerator} (trainer=gpu), but PyTorch sees no GPU on this machine "
-            f"(torch {torch.__version__}, CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}). "
-            "Run on the CPU with trainer=default (auto: the GPU where there is one) or trainer=cpu."
-        )
-
-
-def instantiate_all(group: DictConfig | None) -> list:
-    """Instantiate every `_target_` entry of a callbacks or loggers group (null entries are skipped)."""
-    if not group:
-        return []
-    return [build(c) for c in group.values() if c is not None and "_target_" in c]
-
-
-def export_checkpoint(trainer: pl.Trainer, target: Path) -> None:
-    """Copy the best checkpoint to a stable path (a DeiT teacher), never leaving a half file there."""
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    if not best:
-        raise RuntimeError("export_checkpoint is set but no best checkpoint was saved: keep callbacks=default.")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    shutil.copyfile(best, tmp)
-    os.replace(tmp, target)
-    log.info("Best checkpoint exported to %s", target)
-
-
-@contextmanager
-def ddp_children_run_this_job():
-    """Let Lightning's DDP launcher start ranks 1.. on this job of a multirun, not on the sweep.
-
-    Lightning starts the other ranks by re-running `sys.argv` plus `hydra.run.dir=<HydraConfig
-    run.dir>`. In a multirun job `sys.argv` holds the sweep (`-m model=vit,swin`) and run.dir is
-    not the job's folder, so every rank would run the whole sweep again (Lightning #11300). For
-    the job's duration both describe the job alone: its overrides, without -m, and its folder.
-    Afterwards the launcher's environment (LOCAL_RANK, MASTER_PORT, ...) and process group go,
-    or the next job would take itself for a rank started by torchrun and wait for its peers.
-    """
-    hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
-    if hydra_cfg is None or hydra_cfg.mode != RunMode.MULTIRUN:
-        yield
-        return
-    argv, run_dir, environ = sys.argv, hydra_cfg.run.dir, dict(os.environ)
-    sys.argv = [argv[0], *hydra_cfg.overrides.task]
-    with read_write(hydra_cfg), open_dict(hydra_cfg):
-        hydra_cfg.run.dir = hydra_cfg.runtime.output_dir
-    try:
-        yield
-    finally:
-        sys.argv = argv
-        with read_write(hydra_cfg), open_dict(hydra_cfg):
-            hydra_cfg.run.dir = run_dir
-        os.environ.clear()
-        os.environ.update(environ)
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
 
 
 def train(cfg: DictConfig) -> tuple[dict, dict[str, float]]:
@@ -142,6 +40,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict[str, float]]:
         The run record written to results.json, and every metric logged by the end of fit and test.
     """
     start = time.perf_counter()
+    upgrade_targets(cfg)  # a config saved before the package layout changed
     check_numbers(cfg)
     check_accelerator(cfg.trainer)
     if cfg.get("threads"):

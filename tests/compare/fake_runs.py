@@ -212,7 +212,7 @@ def picture_color(model: str, size: int, seed: int) -> tuple[int, int, int]:
 def write_study(root: Path) -> list[dict[str, Any]]:
     """A sweep folder of cnn and vit at 3 values of data.train_subset x 2 seeds, jobs numbered in
     the order Hydra would give them (so that a string sort would put 10000 before 1000's peers).
-    Each run has its test pictures (vitbench.pictures): one-color PNGs, the ViT's with attention."""
+    Each run has its test pictures (vitbench.classification.pictures): one-color PNGs, the ViT's with attention."""
     root.mkdir(parents=True)
     (root / "multirun.yaml").write_text("hydra:\n  mode: MULTIRUN\n")
     records = []

@@ -36,13 +36,13 @@ from vitbench.bench.timing import (
     inference,
     matmul_gflop_per_s,
 )
-from vitbench.config import CONFIG_DIR, register_resolvers
+from vitbench.classification.teacher import Teacher
 from vitbench.data import normalize
-from vitbench.flops import forward_gflops
-from vitbench.loggers import finish_wandb
-from vitbench.models.teacher import Teacher
-from vitbench.results import write_json_atomic
-from vitbench.train import RunError, build, instantiate_all
+from vitbench.run.build import RunError, build, instantiate_all
+from vitbench.run.config import CONFIG_DIR, register_resolvers
+from vitbench.run.flops import forward_gflops
+from vitbench.run.loggers import finish_wandb
+from vitbench.run.results import write_json_atomic
 
 log = logging.getLogger(__name__)
 register_resolvers()

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from vitbench.results import COMMON_KEYS, FINAL_KEY, TASK_KEYS, task_of
+from vitbench.run.results import COMMON_KEYS, FINAL_KEY, TASK_KEYS, task_of
 
 # DeiT reports each head alone besides the combined prediction.
 HEAD_KEYS = ("val_acc_cls", "val_acc_dist", "test_acc_cls", "test_acc_dist")

@@ -56,7 +56,7 @@ summary { cursor: pointer; font-weight: 600; }
 """
 RUNS_TITLE = "Every run"
 PICTURES_NOTE = (
-    "Each group's test pictures (vitbench.pictures, written at the run's test end) from its run with the "
+    "Each group's test pictures (vitbench.classification.pictures, written at the run's test end) from its run with the "
     "lowest seed: the confusion matrix, the most confident mistakes, and for ViT and DeiT the attention rollout."
 )
 

@@ -1,5 +1,5 @@
 """The pictures of each group of a table, from its run with the lowest seed: a denoiser's sample
-grid (samples.png), a classifier's test pictures (pictures/*.png, written by vitbench.pictures)."""
+grid (samples.png), a classifier's test pictures (pictures/*.png, written by vitbench.classification.pictures)."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def sample_grids(df: pd.DataFrame, table: pd.DataFrame) -> list[SampleGrid]:
     return grids
 
 
-# A classifier run's test pictures (vitbench.pictures.TestPictures), in the order the report shows them.
+# A classifier run's test pictures (vitbench.classification.pictures.TestPictures), in the order the report shows them.
 CLASSIFIER_PICTURES = {
     "confusion_matrix": "confusion matrix",
     "misclassified": "most confident mistakes",

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import pandas as pd
 
 from vitbench.compare.records import HEAD_KEYS, override_value
-from vitbench.results import TASK_KEYS
+from vitbench.run.results import TASK_KEYS
 
 METRICS = (
     "test_acc",
@@ -268,7 +268,7 @@ def sampling_note(df: pd.DataFrame) -> str:
     """
     done = task_rows(df, "denoising")
     done = done[done["status"] == "finished"]
-    # Both denoisers sample with vitbench.models.flow.Sampler: Heun's method.
+    # Both denoisers sample with vitbench.denoising.flow.Sampler: Heun's method.
     texts = {
         "n_samples": "{} generated images",
         "sampling_steps": "{} Heun steps",

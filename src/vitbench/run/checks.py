@@ -1,0 +1,63 @@
+"""Values checked where they enter, before anything is built: each error names the key, why the value
+is bad and what to write instead."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+# The configs have no schema, so Hydra accepts `trainer.max_epochs=abc`; these keys are checked
+# before anything is built, so the mistake is named instead of failing deep inside Lightning.
+NUMBER_KEYS = {
+    "seed": int, "trainer.max_epochs": int, "data.batch_size": int, "data.num_workers": int,
+    "data.val_size": int, "data.train_subset": int, "model.optimizer.lr": float,
+    "model.optimizer.weight_decay": float, "model.label_smoothing": float,
+}  # fmt: skip
+
+
+def check_numbers(cfg: DictConfig) -> None:
+    """Raise ValueError naming the first key of NUMBER_KEYS whose value is not a number of its kind."""
+    for key, kind in NUMBER_KEYS.items():
+        value = OmegaConf.select(cfg, key, default=None)
+        ok = value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+        if ok and kind is int and value is not None:
+            ok = isinstance(value, int)
+        if not ok:
+            example = "10" if kind is int else "1e-3"
+            raise ValueError(f"{key}={value!r} is not {'an integer' if kind is int else 'a number'}; write e.g. {key}={example}.")
+
+
+def check_accelerator(trainer: DictConfig) -> None:
+    """Raise ValueError when the trainer asks for a GPU that PyTorch cannot see (Lightning's own
+    message, "No supported gpu backend found!", says neither why nor what to run instead)."""
+    accelerator = str(trainer.get("accelerator", "auto"))
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ValueError(
+            f"trainer.accelerator={accelerator} (trainer=gpu), but PyTorch sees no GPU on this machine "
+            f"(torch {torch.__version__}, CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}). "
+            "Run on the CPU with trainer=default (auto: the GPU where there is one) or trainer=cpu."
+        )
+
+
+def check_patch_size(img_size: int, patch_size: int) -> None:
+    """Raise ValueError unless ``patch_size`` tiles an ``img_size`` square image exactly."""
+    if patch_size < 1 or img_size % patch_size:
+        valid = ", ".join(str(p) for p in range(1, img_size) if img_size % p == 0)
+        raise ValueError(
+            f"model.patch_size={patch_size} does not divide data.img_size={img_size}; use one of {valid}."
+        )
+
+
+def check_num_heads(num_heads: int, width: int, width_key: str = "embed_dim") -> None:
+    """Raise ValueError unless ``num_heads`` divides the token ``width``, suggesting heads that do."""
+    if num_heads >= 1 and width % num_heads == 0:
+        return
+    divisors = [d for d in range(1, min(width, 64) + 1) if width % d == 0]
+    near = sorted(divisors, key=lambda d: (abs(d - num_heads), d))[:4]
+    raise ValueError(
+        f"model.{width_key}={width} is not divisible by model.num_heads={num_heads}; choose num_heads among "
+        f"the divisors of {width} (e.g. {', '.join(map(str, sorted(near)))}), or set model.{width_key} to a "
+        f"multiple of {num_heads} (e.g. {max(num_heads, (width // max(num_heads, 1)) * num_heads)})."
+    )

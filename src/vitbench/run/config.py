@@ -1,0 +1,140 @@
+"""Where the Hydra configs live, and the few resolvers they use."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+
+
+def _find_config_dir() -> Path:
+    # A checkout (editable install) keeps conf/ at the top of the repository, two levels above
+    # src/vitbench; a wheel carries a copy inside the package.
+    package = Path(__file__).resolve().parents[1]
+    for candidate in (package.parents[1] / "conf", package / "conf"):
+        if (candidate / "train.yaml").is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"vitbench's configs are missing: neither {package.parents[1] / 'conf'} nor {package / 'conf'} holds "
+        "train.yaml; reinstall vitbench"
+    )
+
+
+CONFIG_DIR = _find_config_dir()
+
+
+def wandb_offline() -> bool:
+    """W&B runs offline unless an API key is set: online without one fails at once (wandb 0.31)."""
+    return not os.environ.get("WANDB_API_KEY")
+
+
+def run_group(group: str | None) -> str:
+    """The W&B group of a run: the configured one, else the sweep, else the experiment, else 'single'.
+
+    Every job of one multirun shares its sweep folder, so grouping by it lets the dashboard
+    compare exactly the runs of that sweep.
+    """
+    if group:
+        return str(group)
+    if not HydraConfig.initialized():
+        return "single"
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        sweep_dir = Path(hydra_cfg.sweep.dir)
+        return f"sweep-{sweep_dir.parent.name}_{sweep_dir.name}"
+    experiment = hydra_cfg.runtime.choices.get("experiment")
+    return str(experiment) if experiment else "single"
+
+
+def threads_per_job() -> int | None:
+    """Torch threads for one job: the cores shared among joblib's parallel jobs, else torch's default.
+
+    Two jobs with two threads each on two cores run slower than one after the other.
+    """
+    if not HydraConfig.initialized():
+        return None
+    launcher = HydraConfig.get().launcher
+    if "joblib" not in str(launcher.get("_target_", "")):
+        return None
+    cores = os.cpu_count() or 1
+    n_jobs = launcher.get("n_jobs", -1)
+    n_jobs = cores if n_jobs is None or n_jobs < 1 else n_jobs
+    return max(1, cores // n_jobs)
+
+
+def nearest_divisor(n: int, target: int) -> int:
+    """The divisor of `n` closest to `target` (the smaller on a tie).
+
+    Lets one model config fit every dataset: a ViT patch of ~7 px is 7 on 28 px images and 8 on 32 px.
+    """
+    return min((d for d in range(1, n + 1) if n % d == 0), key=lambda d: (abs(d - target), d))
+
+
+# What a module that does not say otherwise is judged by (a classifier's settings).
+TASK_DEFAULTS = {"task": "classification", "monitor": "val/acc", "monitor_mode": "max", "best_metric": "val/acc_best"}
+
+
+# Where the `_target_`s of configs saved before the package layout (vitbench 0.1, November 2026)
+# live now: an old run folder's .hydra/config.yaml still builds (`--config-path <run>/.hydra`).
+MOVED_TARGETS = {
+    **{f"vitbench.models.{n}": f"vitbench.classification.{n}" for n in (
+        "CNNModule", "DeiTModule", "EfficientViTModule", "SwinModule", "ViTModule", "ImageClassifier")},
+    "vitbench.models.DenoiserModule": "vitbench.denoising.DenoiserModule",
+    "vitbench.models.warmup_cosine": "vitbench.run.warmup_cosine",
+    "vitbench.models.warmup_constant": "vitbench.run.warmup_constant",
+    "vitbench.callbacks.TrainSpeed": "vitbench.run.callbacks.TrainSpeed",
+    "vitbench.checkpoints.AtomicCheckpointIO": "vitbench.run.checkpoints.AtomicCheckpointIO",
+    "vitbench.loggers.WandbLogger": "vitbench.run.loggers.WandbLogger",
+    "vitbench.pictures.TestPictures": "vitbench.classification.pictures.TestPictures",
+}  # fmt: skip
+
+
+def current_target(target: str) -> str:
+    """`target` under the current package layout (itself when it has not moved)."""
+    return MOVED_TARGETS.get(target, target)
+
+
+def upgrade_targets(cfg: DictConfig) -> list[str]:
+    """Rewrite, in place, every ``_target_`` of `cfg` that names a moved class; returns the old names."""
+    moved = []
+
+    def visit(node) -> None:
+        if isinstance(node, DictConfig):
+            target = node.get("_target_") if "_target_" in node else None
+            if isinstance(target, str) and target in MOVED_TARGETS:
+                with open_dict(node):
+                    node._target_ = MOVED_TARGETS[target]
+                moved.append(target)
+            for key in node.keys():
+                visit(node._get_node(key))
+        elif isinstance(node, ListConfig):
+            for i in range(len(node)):
+                visit(node._get_node(i))
+
+    visit(cfg)
+    return moved
+
+
+def task_setting(target: str, name: str) -> str:
+    """A class attribute of the LightningModule ``target`` names (``vitbench.denoising.DenoiserModule``):
+    which metric its best checkpoint is chosen by (``monitor``, ``monitor_mode``), what a sweep
+    optimizes (``best_metric``), its ``task``. The model says it, so the callbacks config and
+    train.py need no per-task branch."""
+    if name not in TASK_DEFAULTS:
+        raise ValueError(f"vitbench.task: unknown setting {name!r}; one of {', '.join(TASK_DEFAULTS)}.")
+    from hydra.utils import get_class
+
+    return str(getattr(get_class(current_target(target)), name, TASK_DEFAULTS[name]))
+
+
+def register_resolvers() -> None:
+    """Register vitbench's OmegaConf resolvers (idempotent)."""
+    OmegaConf.register_new_resolver("vitbench.wandb_offline", wandb_offline, replace=True)
+    OmegaConf.register_new_resolver("vitbench.group", run_group, replace=True)
+    OmegaConf.register_new_resolver("vitbench.task", task_setting, replace=True)
+    OmegaConf.register_new_resolver("vitbench.nearest_divisor", nearest_divisor, replace=True)
+    OmegaConf.register_new_resolver("vitbench.threads_per_job", threads_per_job, replace=True)
+    OmegaConf.register_new_resolver("vitbench.pid", os.getpid, use_cache=True, replace=True)

@@ -1,0 +1,215 @@
+"""What every vitbench LightningModule shares, whatever its task: the optimizer and schedule,
+speed switches, a stop at a non-finite loss, random states in checkpoints, and the run record.
+
+A task's module (:class:`~vitbench.classification.base.ImageClassifier`,
+:class:`~vitbench.denoising.denoiser.DenoiserModule`) subclasses :class:`TaskModule`, sets
+``self.net`` (the network the optimizer trains) and says which checkpoint metric is best and
+what its run adds to results.json.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from timm.optim import param_groups_weight_decay
+from torch import Tensor, nn
+from torch.optim.lr_scheduler import LRScheduler
+
+DEFAULT_LR = 1e-3
+DEFAULT_WEIGHT_DECAY = 0.05
+
+
+class TaskModule(pl.LightningModule):
+    """The shared base. Class attributes a task sets:
+
+    - ``task``: the results.json ``task`` (``vitbench.run.results.TASK_KEYS``).
+    - ``monitor``, ``monitor_mode``: the metric the best checkpoint is chosen by (the
+      callbacks config reads them through the ``vitbench.task`` resolver).
+    - ``best_metric``: what a sweeper optimizes (``optimized_metric``).
+    - ``record_metrics``: results.json key -> logged metric key, for :meth:`run_record`.
+
+    Args:
+        optimizer: Partial optimizer taking the parameter groups, e.g. Hydra's
+            ``functools.partial(torch.optim.AdamW, lr=..., weight_decay=...)``. Its
+            ``weight_decay`` keyword is applied to weights only (not to norms, biases,
+            position embeddings or tokens). Default AdamW(lr=1e-3, weight_decay=0.05).
+        scheduler: Partial ``(optimizer, total_steps) -> LRScheduler`` stepped every
+            optimizer step, e.g. :func:`vitbench.run.warmup_cosine`. Default: constant lr.
+    """
+
+    task: ClassVar[str] = "classification"
+    monitor: ClassVar[str] = "val/acc"
+    monitor_mode: ClassVar[str] = "max"
+    best_metric: ClassVar[str] = "val/acc_best"
+    record_metrics: ClassVar[dict[str, str]] = {}
+    net: nn.Module
+
+    def __init__(
+        self,
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        scheduler: Callable[..., LRScheduler] | None = None,
+    ) -> None:
+        super().__init__()
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self._rng_to_restore: dict | None = None
+        # Off until the subclass calls set_speed_options with its switches.
+        self.compile_net = False
+        self.channels_last = False
+
+    def _logging_step(self) -> bool:
+        """Whether this training step's loss is logged: only the steps that loggers write (every
+        log_every_n_steps) and an epoch's last one (for the progress bar). Each self.log costs about
+        a millisecond of bookkeeping, 1-3 % of a step of these small models on the CPU."""
+        trainer = self._trainer
+        return (
+            trainer is None
+            or trainer.is_last_batch
+            or (self.global_step + 1) % max(1, trainer.log_every_n_steps) == 0
+        )
+
+    def after_optimizer_step(self) -> None:
+        """Work that belongs to every optimizer step (a denoiser's EMA update); vitbench-bench's bare
+        loop calls it too, so both time the same step."""
+
+    def run_record(self, metrics: dict[str, float]) -> dict[str, Any]:
+        """What this run adds to results.json beyond the common keys, from the metrics logged by
+        the end of fit and test (``{"val/acc_best": ..., "test/acc": ...}``)."""
+        return {key: metrics.get(metric) for key, metric in self.record_metrics.items()}
+
+    def set_speed_options(
+        self, compile: bool = False, channels_last: bool = False, fused_attn: bool | None = None
+    ) -> None:
+        """Apply the speed switches to ``self.net``; a subclass calls this once the network is built.
+
+        None of them changes the state_dict keys (``net.*``) or what the network computes beyond
+        float rounding, so a checkpoint loads into a model built with or without them.
+
+        Args:
+            compile: Compile the modules of :meth:`compiled_modules` in place with
+                ``nn.Module.compile`` (``torch.compile`` of their ``__call__``). Done in
+                :meth:`configure_model`, i.e. when a Trainer sets up, not here: the FLOP count
+                taken before fit and a model used outside a Trainer stay eager, and a DeiT
+                teacher, which is not a submodule, is never compiled.
+            channels_last: Put the network's 4-D weights in channels-last (NHWC) memory format
+                and convert the input ``(B, C, H, W)`` to it in :meth:`forward`; convolutions
+                then run on NHWC kernels (oneDNN on the CPU, cuDNN on the GPU).
+            fused_attn: Set ``fused_attn`` on every attention module of the net that has one
+                (timm's ViT ``Attention``, Swin's ``WindowAttention``): True runs
+                ``F.scaled_dot_product_attention``, False the explicit ``softmax(q k^T) v``.
+                None keeps what timm chose at construction (``TIMM_FUSED_ATTN``).
+        """
+        self.compile_net = compile
+        self.channels_last = channels_last
+        if channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        if fused_attn is not None:
+            attention = [m for m in self.net.modules() if hasattr(m, "fused_attn")]
+            if not attention:
+                raise ValueError(
+                    f"model.fused_attn={fused_attn}, but {type(self.net).__name__} has no attention module "
+                    "with a fused_attn switch; remove the key."
+                )
+            for module in attention:
+                module.fused_attn = fused_attn
+
+    def compiled_modules(self) -> list[nn.Module]:
+        """The modules that ``compile=True`` compiles: the ones the forward pass calls."""
+        return [self.net]
+
+    def configure_model(self) -> None:
+        # Lightning calls this at every fit, validate and test: compile once.
+        for module in self.compiled_modules() if self.compile_net else []:
+            if module._compiled_call_impl is None:
+                module.compile()
+
+    def _check_finite(self, loss: Tensor) -> None:
+        """Stop at a NaN/inf loss, before the optimizer step spreads it into the weights.
+
+        Nothing is saved on the way out, so the last checkpoint stays the last good one. Reading
+        the loss waits for the device, so on a GPU it is read only on logging steps.
+        """
+        if loss.device.type != "cpu" and self.global_step % self.trainer.log_every_n_steps:
+            return
+        if torch.isfinite(loss):
+            return
+        callbacks = self.trainer.checkpoint_callbacks if self._trainer is not None else []
+        saved = [Path(p) for c in callbacks for p in (c.last_model_path, c.best_model_path) if p]
+        last = str(max((p for p in saved if p.is_file()), key=lambda p: p.stat().st_mtime, default=""))
+        raise FloatingPointError(
+            f"the training loss is {loss.item()} at step {self.global_step} (epoch {self.current_epoch}); "
+            f"last good checkpoint: {last or 'none saved yet'}. Lower model.optimizer.lr or set "
+            "trainer.gradient_clip_val=1.0, then resume with ckpt_path=<that checkpoint>."
+        )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Which variant wrote this file (a resume checks it) and the random state at this step,
+        # so that a resumed run draws the same augmentations and drop-path masks as an unbroken one.
+        checkpoint["vitbench"] = {"module": type(self).__name__, "rng": rng_states()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._rng_to_restore = checkpoint.get("vitbench", {}).get("rng")
+
+    def on_train_start(self) -> None:
+        # Restored here, after the sanity check and the loaders' set-up, i.e. right before the
+        # first batch after the checkpoint's step, where the unbroken run drew its next number.
+        if self._rng_to_restore is not None:
+            set_rng_states(self._rng_to_restore)
+            self._rng_to_restore = None
+
+    def configure_optimizers(self) -> Any:
+        factory = self.optimizer_factory
+        if factory is None:
+            factory = _default_optimizer
+        keywords = getattr(factory, "keywords", {})
+        weight_decay = keywords.get("weight_decay", DEFAULT_WEIGHT_DECAY)
+        no_decay_names = getattr(self.net, "no_weight_decay", lambda: set())()
+        groups = param_groups_weight_decay(self.net, weight_decay, no_weight_decay_list=no_decay_names)
+        for group in groups:
+            # Named so LearningRateMonitor logs lr/decay and lr/no_decay.
+            group["name"] = "decay" if group["weight_decay"] else "no_decay"
+        optimizer = factory(groups)
+        if self.scheduler_factory is None:
+            return optimizer
+        total_steps = int(self.trainer.estimated_stepping_batches)
+        scheduler = self.scheduler_factory(optimizer, total_steps=total_steps)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "lr"},
+        }
+
+
+
+def rng_states() -> dict[str, Any]:
+    """torch (CPU and CUDA), numpy and Python generator states, as tensors and plain values only,
+    so that a checkpoint holding them still loads with ``torch.load(weights_only=True)``."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    states = {
+        "torch": torch.get_rng_state(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+        "python": list(random.getstate()),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    """Inverse of :func:`rng_states`."""
+    torch.set_rng_state(states["torch"])
+    kind, keys, pos, has_gauss, gauss = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, internal, gauss_next = states["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _default_optimizer(params: Any) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(params, lr=DEFAULT_LR, weight_decay=DEFAULT_WEIGHT_DECAY)
