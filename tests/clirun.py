@@ -47,7 +47,9 @@ def assert_stops_cleanly(*overrides: str, message: str, tmp_path: Path, monkeypa
     earlier = run_dir / "results.json"
     earlier.write_text('{"from": "an earlier run"}')
 
-    code, stderr = run_main(*overrides, f"hydra.run.dir={run_dir}", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    code, stderr = run_main(
+        *overrides, f"hydra.run.dir={run_dir}", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys
+    )
 
     assert code != 0
     assert message in stderr, stderr[-2000:]
@@ -61,7 +63,10 @@ def wandb_inspect(run_dir: Path, *flags: str) -> str:
     wandb = Path(sys.executable).parent / "wandb"
     return subprocess.run(
         [str(wandb), "leet", "inspect", *flags, "--json", str(run_dir)],
-        capture_output=True, text=True, check=True, timeout=60,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     ).stdout
 
 

@@ -164,6 +164,10 @@ def test_the_data_efficiency_study_gives_every_size_the_same_steps(experiment):
     assert sizes[0] == 1000 and sizes[-1] == 60_000 - cfg.data.val_size  # Fashion-MNIST's training split
     ratios = [b / a for a, b in zip(sizes, sizes[1:], strict=False)]
     assert max(ratios) / min(ratios) < 1.1  # evenly spaced in log scale
-    assert cfg.trainer.max_steps > 0 and cfg.trainer.max_epochs == -1 and cfg.trainer.check_val_every_n_epoch is None
+    assert (
+        cfg.trainer.max_steps > 0
+        and cfg.trainer.max_epochs == -1
+        and cfg.trainer.check_val_every_n_epoch is None
+    )
     assert cfg.data.crop_padding > 0
     assert cfg.model.embed_dim == (192 if experiment.endswith("full") else 128)

@@ -14,7 +14,10 @@ SYNTHETIC = ("data=synthetic", "debug=fast", "logger=none")
     ("overrides", "message"),
     [
         (("model=vitt",), "Could not find 'model/vitt'"),
-        (("trainer.max_epochs=abc",), "trainer.max_epochs='abc' is not an integer; write e.g. trainer.max_epochs=10"),
+        (
+            ("trainer.max_epochs=abc",),
+            "trainer.max_epochs='abc' is not an integer; write e.g. trainer.max_epochs=10",
+        ),
         (("data.batch_size=0",), "data.batch_size must be >= 1, got 0"),
         (("data.train_subset=100000",), "data.train_subset=100000 is larger than the 384 training images"),
         (("model.patch_size=5",), "model.patch_size=5 does not divide data.img_size=28"),
@@ -23,10 +26,21 @@ SYNTHETIC = ("data=synthetic", "debug=fast", "logger=none")
         (("trainer=gpu",), "PyTorch sees no GPU on this machine"),
         (("model.embed_dim=130",), "choose num_heads among the divisors of 130 (e.g. 1, 2, 5, 10)"),
     ],
-    ids=["unknown-option", "wrong-type", "batch-size", "train-subset", "patch", "swin-window", "no-teacher", "no-gpu",
-         "heads"],
+    ids=[
+        "unknown-option",
+        "wrong-type",
+        "batch-size",
+        "train-subset",
+        "patch",
+        "swin-window",
+        "no-teacher",
+        "no-gpu",
+        "heads",
+    ],
 )
-def test_bad_input_gives_a_short_message_and_damages_nothing(tmp_path, overrides, message, monkeypatch, capsys):
+def test_bad_input_gives_a_short_message_and_damages_nothing(
+    tmp_path, overrides, message, monkeypatch, capsys
+):
     assert_stops_cleanly(*SYNTHETIC, *overrides, message=message, tmp_path=tmp_path, monkeypatch=monkeypatch,
                          capsys=capsys)  # fmt: skip
 
@@ -45,7 +59,9 @@ def test_non_finite_loss_names_the_step_and_keeps_the_last_good_checkpoint(compo
         return (loss * float("nan"), logits) if self.current_epoch == 1 else (loss, logits)
 
     monkeypatch.setattr(ImageClassifier, "training_loss", nan_in_second_epoch)
-    with pytest.raises(FloatingPointError, match=r"loss is nan at step 4 \(epoch 1\); last good checkpoint: .*last.ckpt"):
+    with pytest.raises(
+        FloatingPointError, match=r"loss is nan at step 4 \(epoch 1\); last good checkpoint: .*last.ckpt"
+    ):
         train(cfg)
     last = torch.load(f"{cfg.paths.output_dir}/checkpoints/last.ckpt", map_location="cpu", weights_only=True)
     assert last["epoch"] == 0 and all(torch.isfinite(v).all() for v in last["state_dict"].values())

@@ -22,7 +22,9 @@ TINY = ("data=synthetic", "debug=fast", "model.depth=2", "model.embed_dim=32", "
 def sweep(tmp_path_factory) -> Path:
     """`vitbench-train -m` over 2 ViT depths x 2 seeds, plus one run that fails on bad input."""
     root = tmp_path_factory.mktemp("sweep")
-    proc = run_cli("-m", *TINY, "model.mlp_ratio=1.0,2.0", "seed=0,1", f"hydra.sweep.dir={root}/multirun", cwd=root)
+    proc = run_cli(
+        "-m", *TINY, "model.mlp_ratio=1.0,2.0", "seed=0,1", f"hydra.sweep.dir={root}/multirun", cwd=root
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     failed = run_cli(*TINY, "data.train_subset=100000", f"hydra.run.dir={root}/failed_run", cwd=root)
     assert failed.returncode != 0 and "data.train_subset" in failed.stderr
@@ -48,14 +50,18 @@ def test_sweep_wandb_folder_links_and_selects_every_job_for_wandb_leet(sweep):
     assert [p.resolve() for p in links] == [r.resolve() for r in runs]
     state = json.loads((folder / ".wandb-leet.json").read_text())
     assert state["selected_runs"] == [r.name for r in runs]  # all overlaid when leet opens
-    assert wandb_run_header(links[0])["run_id"] == wandb_run_header(runs[0])["run_id"]  # readable through the link
+    assert (
+        wandb_run_header(links[0])["run_id"] == wandb_run_header(runs[0])["run_id"]
+    )  # readable through the link
 
 
 def test_compare_aggregates_the_sweep_and_lists_the_failed_run(sweep, tmp_path):
     out = tmp_path / "report"
     proc = subprocess.run(
         [str(VITBENCH_COMPARE), str(sweep / "multirun"), str(sweep / "failed_run"), "--out", str(out)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "vit" in proc.stdout
@@ -79,8 +85,14 @@ def test_compare_aggregates_the_sweep_and_lists_the_failed_run(sweep, tmp_path):
 
 def test_optuna_search_runs_two_trials(tmp_path):
     proc = run_cli(
-        "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.n_startup_trials=2",
-        *TINY, "logger=csv", f"hydra.sweep.dir={tmp_path}/optuna", cwd=tmp_path,
+        "-m",
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.sampler.n_startup_trials=2",
+        *TINY,
+        "logger=csv",
+        f"hydra.sweep.dir={tmp_path}/optuna",
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(list((tmp_path / "optuna").glob("*/results.json"))) == 2
@@ -98,12 +110,16 @@ def test_notebook_shows_the_sweep(sweep, tmp_path, monkeypatch):
     spec = tmp_path / "jupyter" / "kernels" / "vitbench-test"
     spec.mkdir(parents=True)
     argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "vitbench", "language": "python"}))
+    (spec / "kernel.json").write_text(
+        json.dumps({"argv": argv, "display_name": "vitbench", "language": "python"})
+    )
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     monkeypatch.setenv("VITBENCH_RUNS", str(sweep))
 
     nb = nbformat.read(Path(__file__).parents[1] / "notebooks" / "compare_variants.ipynb", as_version=4)
-    NotebookClient(nb, kernel_name="vitbench-test", timeout=120, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(
+        nb, kernel_name="vitbench-test", timeout=120, resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
 
     outputs = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
     assert not [out for out in outputs if out.output_type == "error"]

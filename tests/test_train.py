@@ -44,7 +44,9 @@ def test_cli_writes_results_and_an_offline_wandb_run(tmp_path):
     assert set(summary["val/acc"]) == {"max"} and set(summary["val/loss"]) == {"min"}
     assert summary["val/acc"]["max"] == pytest.approx(results["val_acc_best"])
     assert config["seed"] == 5 and config["model_name"] == "vit"
-    assert "embed_dim" not in config and config["model"]["embed_dim"] == 128  # the model's hparams once, nested
+    assert (
+        "embed_dim" not in config and config["model"]["embed_dim"] == 128
+    )  # the model's hparams once, nested
     assert config["model"]["_target_"] == "vitbench.classification.ViTModule"
     assert config["data"]["dataset"] == "synthetic"
 
@@ -55,7 +57,10 @@ def test_every_variant_trains_and_reports(compose_cfg, model):
     record, metrics = train(cfg)
     assert record["model"] == model
     assert all(record[key] is not None for key in RESULT_KEYS)
-    assert json.loads((Path(cfg.paths.output_dir) / "results.json").read_text())["test_acc"] == record["test_acc"]
+    assert (
+        json.loads((Path(cfg.paths.output_dir) / "results.json").read_text())["test_acc"]
+        == record["test_acc"]
+    )
     assert {"train/loss", "val/acc", "val/acc_best", "test/acc"} <= set(metrics)
 
 
@@ -74,7 +79,9 @@ def test_teacher_then_deit_reports_each_head(compose_cfg, tmp_path):
 
 
 def test_deit_without_its_teacher_stops_before_training(compose_cfg, tmp_path):
-    cfg = compose_cfg("model=deit", "data=synthetic", "debug=fast", "logger=csv", f"paths.teacher_dir={tmp_path}")
+    cfg = compose_cfg(
+        "model=deit", "data=synthetic", "debug=fast", "logger=csv", f"paths.teacher_dir={tmp_path}"
+    )
     with pytest.raises(ValueError, match=r"synthetic-cnn.ckpt does not exist.*make teacher"):
         train(cfg)
     assert not (tmp_path / "run" / "checkpoints").exists()
@@ -87,22 +94,31 @@ def test_tensorboard_hparams_hold_the_real_final_metrics(compose_cfg, tmp_path, 
 
     extra = ("model.width=32", "model.depth=2", "model.num_heads=2", "model.n_samples=20", "model.sampling_steps=2",
              "model.feature_cnn=null") if model == "jit" else ()  # fmt: skip
-    cfg = compose_cfg(f"model={model}", "data=synthetic", "debug=fast", "logger=tensorboard", "seed=4", *extra)
+    cfg = compose_cfg(
+        f"model={model}", "data=synthetic", "debug=fast", "logger=tensorboard", "seed=4", *extra
+    )
     record, metrics = train(cfg)
     events = EventAccumulator(str(Path(cfg.paths.output_dir) / "tensorboard"))
     events.Reload()
     assert "hp_metric" not in events.Tags()["scalars"]
     content = events.PluginTagToContent("hparams")
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
-    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    start = plugin_data_pb2.HParamsPluginData.FromString(
+        content["_hparams_/session_start_info"]
+    ).session_start_info
     assert start.hparams["seed"].number_value == 4 and start.hparams["model_name"].string_value == model
     # The columns a comparison reads, not the whole config (no _target_ columns burying them).
-    assert start.hparams["lr"].number_value == cfg.model.optimizer.lr and start.hparams["batch_size"].number_value == 32
+    assert (
+        start.hparams["lr"].number_value == cfg.model.optimizer.lr
+        and start.hparams["batch_size"].number_value == 32
+    )
     assert not any("_target_" in name or name.startswith("data/") for name in start.hparams)
     if model == "jit":  # a key the command line set is a column of its own
         assert start.hparams["model.width"].number_value == 32
     names = {m.name.tag for m in experiment.metric_infos}
-    expected = {"val/acc_best", "test/acc"} if model == "vit" else {"val/loss_best"}  # no FID without a feature CNN
+    expected = (
+        {"val/acc_best", "test/acc"} if model == "vit" else {"val/loss_best"}
+    )  # no FID without a feature CNN
     assert names == expected
     for name in names:  # the value the HParams table shows is the run's final one
         assert events.Scalars(name)[-1].value == pytest.approx(metrics[name])

@@ -1,7 +1,7 @@
 """vitbench-train: fit one variant on one dataset, test it, and write results.json.
 
-    vitbench-train model=swin seed=1
-    vitbench-train -m model=vit,deit,swin,efficientvit seed=0,1,2
+vitbench-train model=swin seed=1
+vitbench-train -m model=vit,deit,swin,efficientvit seed=0,1,2
 """
 
 from __future__ import annotations
@@ -115,7 +115,9 @@ def report_finished_job(cfg: DictConfig, record: dict) -> tuple[dict, dict[str, 
     """A finished job of a resumed sweep: its results.json stands, nothing is trained or logged
     again; returns its record and its metrics under their logged names (for the sweeper)."""
     output_dir = Path(cfg.paths.output_dir)
-    log.info("ckpt_path=last: %s is finished (results.json), it is reported and not trained again", output_dir)
+    log.info(
+        "ckpt_path=last: %s is finished (results.json), it is reported and not trained again", output_dir
+    )
     module: type[TaskModule] = hydra.utils.get_class(cfg.model._target_)
     metrics = {m: float(record[k]) for k, m in module.record_metrics.items() if record.get(k) is not None}
     link_wandb_runs(Path(HydraConfig.get().sweep.dir) / "wandb", output_dir)

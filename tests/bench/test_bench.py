@@ -140,7 +140,10 @@ def test_speed_switches_are_timed_against_the_default(tmp_path):
     cfg = compose_bench(tmp_path / "run", *TINY, "bench.options=[fused_attn,fused_adamw,channels_last]")
     (entry,) = bench(cfg)["variants"]
     # channels_last exists for the convolutional variants only: skipped for the ViT.
-    assert [s["override"] for s in entry["switches"]] == ["model.fused_attn=false", "model.optimizer.fused=false"]
+    assert [s["override"] for s in entry["switches"]] == [
+        "model.fused_attn=false",
+        "model.optimizer.fused=false",
+    ]
     for switch in entry["switches"]:
         windows = switch["windows_images_per_s"]
         assert len(windows["default"]) == len(windows["switched"]) == 2

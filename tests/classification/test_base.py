@@ -65,7 +65,9 @@ def test_training_accuracy_counts_are_checkpointed_and_older_checkpoints_still_l
     # The counts behind train/acc travel with the checkpoint (a resume mid-epoch continues them).
     assert {"train_metrics.acc.tp", "train_metrics.acc.fn"} <= set(checkpoint["state_dict"])
     # A checkpoint of an earlier vitbench has no such counts: it loads, with the counts at zero.
-    checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("train_metrics.")}
+    checkpoint["state_dict"] = {
+        k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("train_metrics.")
+    }
     torch.save(checkpoint, path)
     reloaded = type(model).load_from_checkpoint(path)
     assert int(reloaded.train_metrics["acc"].tp.sum()) == 0

@@ -16,15 +16,28 @@ TINY_CNN = dict(in_chans=1, channels=(8, 16, 16, 32), layers=(1, 1, 1, 1))
 
 def synthetic_data(num_classes: int = 10) -> ImageDataModule:
     return ImageDataModule(
-        dataset="synthetic", img_size=28, in_chans=1, num_classes=num_classes, mean=[0.5], std=[0.25],
-        batch_size=32, val_size=64, synthetic_size=256,
+        dataset="synthetic",
+        img_size=28,
+        in_chans=1,
+        num_classes=num_classes,
+        mean=[0.5],
+        std=[0.25],
+        batch_size=32,
+        val_size=64,
+        synthetic_size=256,
     )
 
 
 def fit(module: pl.LightningModule, tmp_path, data: ImageDataModule, epochs: int = 1) -> pl.Trainer:
     trainer = pl.Trainer(
-        default_root_dir=tmp_path, max_epochs=epochs, limit_train_batches=3, limit_val_batches=2,
-        num_sanity_val_steps=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
+        default_root_dir=tmp_path,
+        max_epochs=epochs,
+        limit_train_batches=3,
+        limit_val_batches=2,
+        num_sanity_val_steps=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
         accelerator="cpu",
     )
     trainer.fit(module, datamodule=data)
@@ -43,8 +56,14 @@ def teacher_ckpt(tmp_path_factory) -> str:
 
 def deit(teacher_ckpt: str | None, kind: str = "hard", **kwargs) -> DeiTModule:
     return DeiTModule(
-        num_classes=10, distillation={"kind": kind}, teacher={"checkpoint": teacher_ckpt},
-        data_mean=[0.5], data_std=[0.25], dataset="synthetic", **TINY_DEIT, **kwargs,
+        num_classes=10,
+        distillation={"kind": kind},
+        teacher={"checkpoint": teacher_ckpt},
+        data_mean=[0.5],
+        data_std=[0.25],
+        dataset="synthetic",
+        **TINY_DEIT,
+        **kwargs,
     )
 
 
@@ -100,7 +119,9 @@ def test_distillation_loss_sees_the_teacher(teacher_ckpt):
 
 
 def test_missing_teacher_checkpoint_says_how_to_make_one(tmp_path):
-    with pytest.raises(TeacherError, match=r"does not exist.*make teacher.*experiment=teacher data=synthetic"):
+    with pytest.raises(
+        TeacherError, match=r"does not exist.*make teacher.*experiment=teacher data=synthetic"
+    ):
         deit(str(tmp_path / "nope.ckpt"))
 
 

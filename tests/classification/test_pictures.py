@@ -93,7 +93,10 @@ def test_callback_counts_the_confusion_matrix_and_draws_from_the_test_batches(tm
     assert callback.mistakes.labels.tolist() == [0, 2]
     # The attention images come from the first batch, one class each.
     assert callback.samples[1].tolist() == [0, 1]
-    assert sorted(p.name for p in (tmp_path / "pictures").iterdir()) == ["confusion_matrix.png", "misclassified.png"]
+    assert sorted(p.name for p in (tmp_path / "pictures").iterdir()) == [
+        "confusion_matrix.png",
+        "misclassified.png",
+    ]
     assert_real_png(tmp_path / "pictures" / "confusion_matrix.png")
 
 
@@ -122,7 +125,9 @@ def test_vit_run_writes_and_logs_every_picture(vit_run):
         image = summary[f"pictures/{name}"]
         assert image["_type"] == "images/separated" and image["count"] == 1
         (logged,) = image["filenames"]
-        assert (wandb_run / "files" / logged).read_bytes() == (vit_run / "pictures" / f"{name}.png").read_bytes()
+        assert (wandb_run / "files" / logged).read_bytes() == (
+            vit_run / "pictures" / f"{name}.png"
+        ).read_bytes()
 
 
 def run_in_process(compose_cfg, *overrides: str) -> Path:
@@ -142,7 +147,10 @@ def test_deit_attention_has_a_row_for_each_of_its_two_tokens(compose_cfg, vit_ru
 
 def test_cnn_gets_no_attention_picture(compose_cfg):
     run = run_in_process(compose_cfg, "model=cnn")
-    assert sorted(p.name for p in (run / "pictures").iterdir()) == ["confusion_matrix.png", "misclassified.png"]
+    assert sorted(p.name for p in (run / "pictures").iterdir()) == [
+        "confusion_matrix.png",
+        "misclassified.png",
+    ]
     assert_real_png(run / "pictures" / "misclassified.png")
 
 

@@ -81,7 +81,11 @@ def printed_accuracy(text: str) -> tuple[int, int]:
 def test_the_test_split_reproduces_the_runs_test_acc(run):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [str(VITBENCH_PREDICT), str(run), "--split", "test"], capture_output=True, text=True, env=env, timeout=120
+        [str(VITBENCH_PREDICT), str(run), "--split", "test"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "best-epoch" in proc.stdout  # the checkpoint trainer.test used, not last.ckpt
@@ -134,7 +138,10 @@ def test_an_image_folder_is_resized_converted_and_scored(run, tmp_path, capsys):
     assert sorted(rows) == [f"img{i:02d}.png" for i in range(12)]
     for i, y in enumerate(labels):
         row = rows[f"img{i:02d}.png"]
-        assert row["true_class"] == CLASSES[y] and row["file"].split("/")[0] in (CLASSES[y].replace("/", "_"), str(y))
+        assert row["true_class"] == CLASSES[y] and row["file"].split("/")[0] in (
+            CLASSES[y].replace("/", "_"),
+            str(y),
+        )
         if i <= 8:  # the same pixels as test[i]: the same prediction
             assert (row["class"], row["probability"]) == (split[i]["class"], split[i]["probability"]), i
     assert printed_accuracy(out) == (sum(r["class"] == r["true_class"] for r in rows.values()), 12)
@@ -160,7 +167,10 @@ def bad_input(case: str, run: Path, tmp: Path) -> tuple[list[str], str]:
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(images / "Trouser" / "ok.png")
     if case == "not an image":
         (images / "Trouser" / "notes.txt").write_text("not a picture")
-        return ["--images", str(images)], f"{images / 'Trouser' / 'notes.txt'} is not an image that PIL can read"
+        return [
+            "--images",
+            str(images),
+        ], f"{images / 'Trouser' / 'notes.txt'} is not an image that PIL can read"
     if case == "16-bit":
         Image.fromarray(np.full((28, 28), 40000, np.uint16)).save(images / "Trouser" / "deep.png")
         return ["--images", str(images)], "deep.png has mode I;16 (more than 8 bits per channel)"

@@ -67,7 +67,12 @@ def test_views_default_to_test_acc_and_the_cnn_reference(study):
     (view,) = key_views(df, table, "classification", model_colors(table["model"]))
     assert view.key == "data.train_subset" and view.metric == "test_acc"
     assert set(view.figures) == {"test_acc_vs_data_train_subset", "test_acc_gap_to_cnn_vs_data_train_subset"}
-    assert view.shown.columns.tolist() == ["model", "train_subset=1000", "train_subset=10000", "train_subset=55000"]
+    assert view.shown.columns.tolist() == [
+        "model",
+        "train_subset=1000",
+        "train_subset=10000",
+        "train_subset=55000",
+    ]
     assert view.shown.iloc[1].tolist() == ["vit", "50.50 ± 0.71", "70.50 ± 0.71", "88.50 ± 0.71"]
     assert view.gap_shown.iloc[0].tolist() == ["vit", "-20.00 ± 0.00", "-10.00 ± 0.00", "-2.00 ± 0.00"]
     # No reference model: no gap; another metric on request.
@@ -89,7 +94,10 @@ def test_report_and_cli_carry_the_plots_and_tables(study, tmp_path, capsys):
     csv = pd.read_csv(paths["results_csv"])
     assert csv["data.train_subset"].tolist() == [1000, 10000, 55000] * 2
 
-    assert main([str(root), "--out", str(tmp_path / "cli"), "--reference", "vit", "--metric", "val_acc_best"]) == 0
+    assert (
+        main([str(root), "--out", str(tmp_path / "cli"), "--reference", "vit", "--metric", "val_acc_best"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "best validation accuracy minus vit's (points), paired by seed, by data.train_subset" in out
     assert "| cnn | 20.00 ± 0.00 | 10.00 ± 0.00 | 2.00 ± 0.00 |" in out
@@ -120,7 +128,9 @@ def test_report_is_a_dashboard_page_with_pictures_and_links(study, tmp_path):
         f"{m} data.train_subset={n}: test acc {100 * a + 0.5:.2f} ± 0.71 %, pictures of seed 0"
         for m in STUDY_ACC for n, a in zip(STUDY_SIZES, STUDY_ACC[m], strict=True)
     ]  # fmt: skip
-    images = re.findall(r'<img alt="(\w+) (\w+) data.train_subset=(\d+)" src="data:image/png;base64,([^"]+)"', pictures)
+    images = re.findall(
+        r'<img alt="(\w+) (\w+) data.train_subset=(\d+)" src="data:image/png;base64,([^"]+)"', pictures
+    )
     assert len(images) == 3 * 2 + 3 * 3  # the CNN has no attention picture
     for name, model, size, data in images:
         with Image.open(io.BytesIO(base64.b64decode(data))) as image:
@@ -129,5 +139,7 @@ def test_report_is_a_dashboard_page_with_pictures_and_links(study, tmp_path):
     hrefs = [unquote(h) for h in re.findall(r'href="([^"]+)"', runs)]
     assert len(hrefs) == 2 * 12  # folder and results.json of each of the 12 runs
     assert all((out / h).resolve().exists() and not h.startswith("/") for h in hrefs)
-    assert {(out / h).resolve() for h in hrefs if h.endswith("results.json")} == set(root.resolve().glob("*/results.json"))
+    assert {(out / h).resolve() for h in hrefs if h.endswith("results.json")} == set(
+        root.resolve().glob("*/results.json")
+    )
     assert "http://" not in text and "https://" not in text

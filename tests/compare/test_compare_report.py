@@ -121,7 +121,9 @@ def test_report_html_embeds_one_sample_grid_per_denoising_group(mixed_report):
     for _, data in grids:
         with Image.open(io.BytesIO(base64.b64decode(data))) as image:
             assert image.convert("RGB").getpixel((0, 0)) == sample_color(0)  # the lowest seed's grid
-    assert text.count("data:image/png;base64") == len(SWEEP_PNGS) + 1 + len(grids)  # plots, loss curves, grids
+    assert text.count("data:image/png;base64") == len(SWEEP_PNGS) + 1 + len(
+        grids
+    )  # plots, loss curves, grids
     assert "jit model.prediction=eps: FID (vitbench-CNN) 23.75 ± 1.06, sample acc 86.00 ± 1.41 %" in text
 
 

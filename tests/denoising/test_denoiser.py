@@ -33,7 +33,9 @@ def test_ema_is_saved_never_optimized_and_follows_the_net():
         for p in model.net.parameters():
             p.add_(1.0)
     model.after_optimizer_step()  # step 0: the warm-up copies the weights
-    assert all(torch.equal(a, b) for a, b in zip(model.net.parameters(), model.ema.module.parameters(), strict=True))
+    assert all(
+        torch.equal(a, b) for a, b in zip(model.net.parameters(), model.ema.module.parameters(), strict=True)
+    )
 
 
 def test_pixels_map_the_datamodule_normalisation_to_minus_one_one():

@@ -64,6 +64,9 @@ def test_gradients_reach_every_parameter_by_the_third_step(bottleneck):
         ((net(x, t, y) - x) ** 2).mean().backward()
         opt.step()
         silent.append({n for n, p in net.named_parameters() if p.grad is None or not p.grad.abs().sum()})
-    assert silent[0] == {n for n, _ in net.named_parameters()} - {"final_layer.linear.weight", "final_layer.linear.bias"}
+    assert silent[0] == {n for n, _ in net.named_parameters()} - {
+        "final_layer.linear.weight",
+        "final_layer.linear.bias",
+    }
     assert "blocks.0.adaLN_modulation.1.weight" not in silent[1] and "blocks.0.attn.qkv.weight" in silent[1]
     assert silent[2] == set()

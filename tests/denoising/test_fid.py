@@ -48,7 +48,9 @@ def test_feature_cnn_stays_frozen(features):
 
 
 def test_missing_and_foreign_feature_cnns_are_refused_with_the_command(tmp_path):
-    with pytest.raises(TeacherError, match=r"feature CNN checkpoint .*none.ckpt does not exist; make one with `make teacher`"):
+    with pytest.raises(
+        TeacherError, match=r"feature CNN checkpoint .*none.ckpt does not exist; make one with `make teacher`"
+    ):
         load_feature_cnn(tmp_path / "none.ckpt", "fashion_mnist", 28, 1, 10)
     garbage = tmp_path / "garbage.ckpt"
     garbage.write_bytes(b"not a checkpoint")

@@ -50,7 +50,9 @@ def test_time_is_logit_normal():
     flow = FlowMatching(t_mu=-0.8, t_sigma=0.8)
     t = flow.sample_t(200_000, torch.device("cpu"), torch.Generator().manual_seed(0))
     logit = torch.log(t / (1 - t))
-    assert float(logit.mean()) == pytest.approx(-0.8, abs=0.01) and float(logit.std()) == pytest.approx(0.8, abs=0.01)
+    assert float(logit.mean()) == pytest.approx(-0.8, abs=0.01) and float(logit.std()) == pytest.approx(
+        0.8, abs=0.01
+    )
 
 
 def test_cfg_combination_and_interval():
@@ -90,14 +92,18 @@ def test_sampler_lands_on_the_image_a_perfect_denoiser_knows(prediction):
         eps = (z - t4 * x) / (1 - t4).clamp_min(1e-4)
         return {"x": x, "v": x - eps}[prediction]
 
-    out = Sampler(steps=8, cfg_scale=2.0).sample(denoise, flow, torch.randn(3, 1, 4, 4), torch.zeros(3, dtype=torch.long), 10)
+    out = Sampler(steps=8, cfg_scale=2.0).sample(
+        denoise, flow, torch.randn(3, 1, 4, 4), torch.zeros(3, dtype=torch.long), 10
+    )
     assert torch.allclose(out, target, atol=1e-4)
 
 
 def test_x_prediction_sampler_is_exact_for_a_fixed_image():
     target = torch.full((2, 1, 2, 2), 0.7)
     flow = FlowMatching("x", "v")
-    out = Sampler(steps=5).sample(lambda z, t, y: target, flow, torch.randn(2, 1, 2, 2), torch.zeros(2, dtype=torch.long), 10)
+    out = Sampler(steps=5).sample(
+        lambda z, t, y: target, flow, torch.randn(2, 1, 2, 2), torch.zeros(2, dtype=torch.long), 10
+    )
     assert torch.allclose(out, target, atol=1e-6)  # the last (Euler) step jumps exactly to x*
 
 
@@ -115,7 +121,13 @@ def test_bad_sampler_settings_are_named(kwargs, message):
         Sampler(**kwargs)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [({"prediction": "noise"}, "model.prediction='noise' is not one of x, v, eps"), ({"loss_space": "z"}, "model.loss_space='z'")])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"prediction": "noise"}, "model.prediction='noise' is not one of x, v, eps"),
+        ({"loss_space": "z"}, "model.loss_space='z'"),
+    ],
+)
 def test_bad_flow_settings_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         FlowMatching(**kwargs)

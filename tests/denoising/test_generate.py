@@ -35,7 +35,14 @@ def feature_cnns(tmp_path_factory) -> Path:
 
 def test_jit_debug_run_writes_every_key_the_samples_and_a_wandb_image(tmp_path, feature_cnns, capsys):
     run_dir = tmp_path / "run"
-    proc = run_cli("model=jit", *TINY, "debug=fast", f"paths.teacher_dir={feature_cnns}", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    proc = run_cli(
+        "model=jit",
+        *TINY,
+        "debug=fast",
+        f"paths.teacher_dir={feature_cnns}",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     record = json.loads((run_dir / "results.json").read_text())
@@ -55,7 +62,22 @@ def test_jit_debug_run_writes_every_key_the_samples_and_a_wandb_image(tmp_path, 
     # vitbench-sample on the run folder: its best checkpoint, without the feature CNN, any steps and scale.
     from vitbench.denoising.samples import main as sample_main
 
-    assert sample_main([str(run_dir), "--per-class", "2", "--steps", "1", "--cfg-scale", "1.5", "--out", str(tmp_path / "s")]) == 0
+    assert (
+        sample_main(
+            [
+                str(run_dir),
+                "--per-class",
+                "2",
+                "--steps",
+                "1",
+                "--cfg-scale",
+                "1.5",
+                "--out",
+                str(tmp_path / "s"),
+            ]
+        )
+        == 0
+    )
     more = torch.load(tmp_path / "s" / "samples.pt", weights_only=True)
     assert more["images"].shape == (20, 1, 28, 28) and more["labels"].tolist() == [i // 2 for i in range(20)]
     assert sample_main([str(tmp_path / "nowhere")]) == 2
@@ -66,7 +88,9 @@ def test_jit_debug_run_writes_every_key_the_samples_and_a_wandb_image(tmp_path, 
     (wandb_run,) = (run_dir / "wandb").glob("offline-run-*")
     assert list((wandb_run / "files" / "media" / "images").glob("samples_*.png"))
     summary = json.loads(wandb_inspect(wandb_run, "--summary"))["summary"]
-    assert summary["fid"] == pytest.approx(record["fid"]) and summary["samples"]["_type"] == "images/separated"
+    assert (
+        summary["fid"] == pytest.approx(record["fid"]) and summary["samples"]["_type"] == "images/separated"
+    )
 
 
 def test_dit_trains_with_eps_prediction_and_picks_its_best_by_val_loss(compose_cfg, feature_cnns):
@@ -74,12 +98,18 @@ def test_dit_trains_with_eps_prediction_and_picks_its_best_by_val_loss(compose_c
 
     cfg = compose_cfg("model=dit", *TINY, "debug=fast", "logger=csv", f"paths.teacher_dir={feature_cnns}")
     assert (cfg.model.prediction, cfg.model.loss_space, cfg.model.bottleneck_dim) == ("eps", "eps", 8)
-    assert cfg.callbacks.model_checkpoint.monitor == "val/loss" and cfg.callbacks.model_checkpoint.mode == "min"
+    assert (
+        cfg.callbacks.model_checkpoint.monitor == "val/loss" and cfg.callbacks.model_checkpoint.mode == "min"
+    )
     assert cfg.optimized_metric == "val/loss_best"
     record, metrics = train(cfg)
-    assert record["model"] == "dit" and record["fid"] > 0 and metrics["val/loss_best"] == record["val_loss_best"]
+    assert (
+        record["model"] == "dit" and record["fid"] > 0 and metrics["val/loss_best"] == record["val_loss_best"]
+    )
     # The trained network's parameters, not its EMA copy (also in the checkpoint, under ema.module.*).
-    state = torch.load(next(Path(cfg.paths.output_dir, "checkpoints").glob("best-*.ckpt")), weights_only=True)["state_dict"]
+    state = torch.load(
+        next(Path(cfg.paths.output_dir, "checkpoints").glob("best-*.ckpt")), weights_only=True
+    )["state_dict"]
     net = sum(v.numel() for k, v in state.items() if k.startswith("net."))
     assert record["params"] == net == sum(v.numel() for k, v in state.items() if k.startswith("ema.module."))
 
@@ -101,7 +131,9 @@ def test_dit_trains_with_eps_prediction_and_picks_its_best_by_val_loss(compose_c
     ids=["prediction", "loss-space", "cfg-scale", "interval-reversed", "interval-outside", "steps", "patch", "heads",
          "no-feature-cnn", "foreign-feature-cnn"],
 )  # fmt: skip
-def test_bad_denoiser_input_stops_before_training_and_damages_nothing(tmp_path, feature_cnns, overrides, message, capsys, monkeypatch):
+def test_bad_denoiser_input_stops_before_training_and_damages_nothing(
+    tmp_path, feature_cnns, overrides, message, capsys, monkeypatch
+):
     foreign = tmp_path / "foreign.ckpt"
     torch.save({"weights": torch.ones(3)}, foreign)
     overrides = tuple(o.replace("FOREIGN", str(foreign)) for o in overrides)
@@ -131,7 +163,9 @@ def test_sigkill_mid_epoch_then_resume_ends_with_the_same_best_loss_and_samples(
 
     log = finish(start(*run, "ckpt_path=last", cwd=tmp_path))
     assert f"Resuming the run in {crashed} from {crashed / 'checkpoints' / 'step0000015.ckpt'}" in log
-    unbroken, resumed = (json.loads((d / "results.json").read_text()) for d in (tmp_path / "unbroken", crashed))
+    unbroken, resumed = (
+        json.loads((d / "results.json").read_text()) for d in (tmp_path / "unbroken", crashed)
+    )
     assert resumed["val_loss_best"] == unbroken["val_loss_best"]
     assert resumed["fid"] == unbroken["fid"] and resumed["sample_acc"] == unbroken["sample_acc"]
     a, b = (torch.load(d / "samples.pt", weights_only=True) for d in (tmp_path / "unbroken", crashed))

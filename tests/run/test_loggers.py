@@ -14,7 +14,10 @@ from vitbench.run.loggers import WandbLogger, history_items, logged_history
 def logged_rows(run: Path) -> list[tuple[int, set[str]]]:
     """(trainer/global_step, keys) of each history row in a W&B run folder's log."""
     items = history_items(run)
-    return [(i["trainer/global_step"], {k for k in i if k[0] != "_" and k != "trainer/global_step"}) for i in items]
+    return [
+        (i["trainer/global_step"], {k for k in i if k[0] != "_" and k != "trainer/global_step"})
+        for i in items
+    ]
 
 
 @pytest.fixture
@@ -39,7 +42,9 @@ def test_a_resumed_run_logs_only_what_its_first_part_did_not(tmp_path, monkeypat
     assert logged_history(tmp_path / "nothing") == (-1, frozenset())
 
     # The resume trains again from a step-1 checkpoint: steps 2 and 3 were logged, 4 was not.
-    logger = WandbLogger(project="vitbench", id="abc123", offline=True, save_dir=str(tmp_path), logged_in=str(wandb_dir))
+    logger = WandbLogger(
+        project="vitbench", id="abc123", offline=True, save_dir=str(tmp_path), logged_in=str(wandb_dir)
+    )
     for step in (2, 3, 4):
         logger.log_metrics({"train/loss": 1.0 / step}, step=step)
         if step == 3:

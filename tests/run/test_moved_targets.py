@@ -15,7 +15,14 @@ from clirun import run_cli
 from vitbench.classification.predict import main as predict
 from vitbench.run.config import MOVED_TARGETS, upgrade_targets
 
-TINY = ("data=synthetic", "debug=fast", "model.embed_dim=32", "model.depth=1", "model.num_heads=2", "logger=csv")
+TINY = (
+    "data=synthetic",
+    "debug=fast",
+    "model.embed_dim=32",
+    "model.depth=1",
+    "model.num_heads=2",
+    "logger=csv",
+)
 OLD = {new: old for old, new in MOVED_TARGETS.items()}
 
 
@@ -70,7 +77,12 @@ def test_an_old_run_folder_predicts(old_run, tmp_path, capsys):
 def test_an_old_saved_config_still_builds_a_run(old_run, tmp_path):
     new = tmp_path / "again"
     proc = run_cli(
-        "--config-path", str(old_run / ".hydra"), "--config-name", "config", f"hydra.run.dir={new}", cwd=tmp_path
+        "--config-path",
+        str(old_run / ".hydra"),
+        "--config-name",
+        "config",
+        f"hydra.run.dir={new}",
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     # The same config and seed: the same network, trained the same way.

@@ -40,7 +40,11 @@ def wandb_history(run_dir: Path) -> dict[tuple[int, str], list[float]]:
     for run in sorted((run_dir / "wandb").glob("offline-run-*")):
         for item in history_items(run):
             for key, value in item.items():
-                if not key.startswith("_") and key not in ("trainer/global_step", "epoch") and isinstance(value, float):
+                if (
+                    not key.startswith("_")
+                    and key not in ("trainer/global_step", "epoch")
+                    and isinstance(value, float)
+                ):
                     logged.setdefault((item["trainer/global_step"], key), []).append(value)
     return logged
 
@@ -62,7 +66,9 @@ def unbroken(unbroken_dir) -> dict:
 # Killed at step 17 of 24: mid-epoch, two steps after the step-15 checkpoint (3 of the epoch's 12
 # steps done). Killed at step 13: the newest checkpoint is the end of epoch 0 (last.ckpt, step 12).
 @pytest.mark.parametrize(("kill_at", "newest", "epoch"), [(17, "step0000015.ckpt", 1), (13, "last.ckpt", 0)])
-def test_sigkill_then_resume_ends_like_an_unbroken_run(tmp_path, unbroken_dir, unbroken, kill_at, newest, epoch):
+def test_sigkill_then_resume_ends_like_an_unbroken_run(
+    tmp_path, unbroken_dir, unbroken, kill_at, newest, epoch
+):
     crashed, marker = tmp_path / "outputs" / "crashed", tmp_path / "stalled"
     proc = start(
         *RUN, f"hydra.run.dir={crashed}",
@@ -240,7 +246,11 @@ def test_a_sweep_killed_in_its_second_job_resumes_job_by_job(tmp_path, unbroken)
     assert {r.name.rsplit("-", 1)[1] for r in (killed / "wandb").glob("offline-run-*")} == {killed_wandb_id}
     assert (killed / "csv" / "resumed-1" / "metrics.csv").is_file()
     assert results(third)["seed"] == 4
-    assert sorted(p.name.split("_", 1)[0] for p in sweep.iterdir() if p.is_dir() and p.name != "wandb") == ["0", "1", "2"]
+    assert sorted(p.name.split("_", 1)[0] for p in sweep.iterdir() if p.is_dir() and p.name != "wandb") == [
+        "0",
+        "1",
+        "2",
+    ]
 
 
 def test_a_sweep_folder_of_another_sweep_is_refused(tmp_path):
@@ -248,8 +258,12 @@ def test_a_sweep_folder_of_another_sweep_is_refused(tmp_path):
 
     job = tmp_path / "0_model=vit"
     job.mkdir()
-    (job / "results.json").write_text(json.dumps({"model": "vit", "overrides": ["experiment=quickstart", "model=vit"]}))
-    with pytest.raises(CheckpointError, match=r"another sweep's folder. Give this sweep its own hydra.sweep.dir"):
+    (job / "results.json").write_text(
+        json.dumps({"model": "vit", "overrides": ["experiment=quickstart", "model=vit"]})
+    )
+    with pytest.raises(
+        CheckpointError, match=r"another sweep's folder. Give this sweep its own hydra.sweep.dir"
+    ):
         resume_sweep_job(job, ["experiment=data_efficiency", "model=vit"])
     with pytest.raises(FinishedJob) as finished:  # the same job, bookkeeping keys aside: reported
         resume_sweep_job(job, ["experiment=quickstart", "model=vit", "ckpt_path=last", "logger=csv"])

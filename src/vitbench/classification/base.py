@@ -76,7 +76,9 @@ class ImageClassifier(TaskModule):
             raise ValueError(f"model.label_smoothing={label_smoothing} must lie in [0, 1); 0.1 is usual.")
         # Lightning walks up the __init__ frames, so this also records every argument of the
         # subclass that called us (tested in tests/models/test_base.py).
-        self.save_hyperparameters(ignore=list(self.hparams_ignore), logger=False)  # train.py logs the whole config once
+        self.save_hyperparameters(
+            ignore=list(self.hparams_ignore), logger=False
+        )  # train.py logs the whole config once
         self.num_classes = num_classes
         self.label_smoothing = label_smoothing
 

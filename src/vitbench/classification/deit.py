@@ -56,7 +56,11 @@ class DeiTModule(ImageClassifier):
     # Each head alone, besides the combined prediction.
     record_metrics = {
         **ImageClassifier.record_metrics,
-        **{f"{stage}_acc_{head}": f"{stage}/acc_{head}" for head in ("cls", "dist") for stage in ("val", "test")},
+        **{
+            f"{stage}_acc_{head}": f"{stage}/acc_{head}"
+            for head in ("cls", "dist")
+            for stage in ("val", "test")
+        },
     }
 
     def __init__(
@@ -88,7 +92,15 @@ class DeiTModule(ImageClassifier):
                 "use model.global_pool=token (average pooling exists for model=vit)."
             )
         args = vit_arguments(
-            img_size, patch_size, in_chans, num_classes, embed_dim, depth, num_heads, mlp_ratio, drop_path_rate
+            img_size,
+            patch_size,
+            in_chans,
+            num_classes,
+            embed_dim,
+            depth,
+            num_heads,
+            mlp_ratio,
+            drop_path_rate,
         )
         # Plain values before save_hyperparameters (Hydra hands over DictConfig/ListConfig).
         distillation = {"kind": "hard", "alpha": 0.5, "tau": 1.0, **dict(distillation or {})}

@@ -42,7 +42,11 @@ class Teacher(nn.Module):
         s_mean, s_std, self.student_size, self.student_chans = student_stats
         t_mean, t_std, self.teacher_size, self.teacher_chans = teacher_stats
         self.same_input = (list(s_mean), list(s_std), self.student_size, self.student_chans) == (
-            list(t_mean), list(t_std), self.teacher_size, self.teacher_chans)
+            list(t_mean),
+            list(t_std),
+            self.teacher_size,
+            self.teacher_chans,
+        )
         self.register_buffer("s_mean", torch.tensor(s_mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("s_std", torch.tensor(s_std).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("t_mean", torch.tensor(t_mean).view(1, -1, 1, 1), persistent=False)
@@ -124,7 +128,12 @@ def cnn_from_checkpoint(path: Path, hint: str, role: str = "teacher") -> tuple[n
         ) from err
     # Lightning stores the datamodule's hyperparameters beside the model's: what the teacher saw.
     data = ckpt.get("datamodule_hyper_parameters") or {}
-    stats = (data.get("mean"), data.get("std"), data.get("img_size"), data.get("in_chans", hparams.get("in_chans")))
+    stats = (
+        data.get("mean"),
+        data.get("std"),
+        data.get("img_size"),
+        data.get("in_chans", hparams.get("in_chans")),
+    )
     if None in stats:
         raise TeacherError(f"{role} checkpoint {path} does not record the data it was trained on; {hint}.")
     return module.net, stats

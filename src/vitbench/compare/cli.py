@@ -72,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.reference and args.reference not in set(df["model"].dropna().astype(str)):
         print(f"vitbench-compare: --reference {args.reference}: no run of that model here", file=sys.stderr)
         return 2
-    paths = write_report(df, args.out or default_out(args.paths), metrics=args.metric, reference=args.reference)
+    paths = write_report(
+        df, args.out or default_out(args.paths), metrics=args.metric, reference=args.reference
+    )
     print(sections_markdown(task_sections(df)))  # one table per task
     numeric = paths.get("results_md").read_text().split("\n### ", 1)
     if len(numeric) > 1:  # the tables against each numeric swept key

@@ -71,7 +71,9 @@ def _lines(table: pd.DataFrame, key: str) -> Iterator[Line]:
         group = group if isinstance(group, tuple) else (group,)
         model, rest = str(group[0]), tuple(group[1:])
         style = styles.setdefault(rest, LINE_STYLES[len(styles) % len(LINE_STYLES)])
-        label = ", ".join([model, *(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in zip(others, rest, strict=True))])
+        label = ", ".join(
+            [model, *(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in zip(others, rest, strict=True))]
+        )
         yield Line(label, model, style, part.sort_values("_x"))
 
 
@@ -103,7 +105,11 @@ def metric_against_key(table: pd.DataFrame, key: str, metric: str, colors: dict[
     lines = [line for line in _lines(table, key) if line.rows[f"{metric}_mean"].notna().any()]
     _band_plot(ax, lines, f"{metric}_mean", f"{metric}_std", scale, colors)
     name = label.split(" (")[0]
-    ax.set(xlabel=KEY_LABELS.get(key, key), ylabel=label, title=f"{name[0].upper() + name[1:]} against {key} (band: ± 1 std over seeds)")
+    ax.set(
+        xlabel=KEY_LABELS.get(key, key),
+        ylabel=label,
+        title=f"{name[0].upper() + name[1:]} against {key} (band: ± 1 std over seeds)",
+    )
     return fig
 
 
@@ -134,7 +140,9 @@ def gap_table(
     return sort_numerically(gaps, keys)
 
 
-def gap_against_key(gaps: pd.DataFrame, key: str, metric: str, reference: str, colors: dict[str, str]) -> Figure:
+def gap_against_key(
+    gaps: pd.DataFrame, key: str, metric: str, reference: str, colors: dict[str, str]
+) -> Figure:
     """The `gap_table` of each model to `reference` against `key`, with the reference at 0."""
     label, scale = axis_label(metric)
     unit = "points" if scale == 100.0 else ""
@@ -165,7 +173,10 @@ def wide_table(table: pd.DataFrame, key: str, mean: str, std: str, scale: float)
     header = {x: f"{key.rsplit('.', 1)[-1]}={x:g}" for x in values}
     rows = []
     for line in lines:
-        cells = {x: _cell(r[mean], r[std], scale) for x, r in zip(line.rows["_x"], line.rows.to_dict("records"), strict=True)}
+        cells = {
+            x: _cell(r[mean], r[std], scale)
+            for x, r in zip(line.rows["_x"], line.rows.to_dict("records"), strict=True)
+        }
         rows.append({"model": line.label, **{header[x]: cells.get(x, "") for x in values}})
     return pd.DataFrame(rows, columns=["model", *header.values()])
 

@@ -117,7 +117,9 @@ def views_markdown(views: Sequence[KeyView]) -> str:
     return "\n\n".join(blocks)
 
 
-def _markdown(df: pd.DataFrame, sections: Sequence[TaskSection], views: Sequence[KeyView], failed: pd.DataFrame) -> str:
+def _markdown(
+    df: pd.DataFrame, sections: Sequence[TaskSection], views: Sequence[KeyView], failed: pd.DataFrame
+) -> str:
     parts = [f"# {TITLE}", _summary(df), sections_markdown(sections)]
     parts += [views_markdown(views)] if views else []
     parts += [f"## {FAILED_TITLE}"]
@@ -165,7 +167,9 @@ def _runs_html(df: pd.DataFrame, out: Path) -> str:
         figure = ""
         if run.status == "finished":
             acc, fid = getattr(run, "test_acc", math.nan), getattr(run, "fid", math.nan)
-            figure = f"test acc {100 * acc:.2f} %" if pd.notna(acc) else f"FID {fid:.2f}" if pd.notna(fid) else ""
+            figure = (
+                f"test acc {100 * acc:.2f} %" if pd.notna(acc) else f"FID {fid:.2f}" if pd.notna(fid) else ""
+            )
         seed = "" if pd.isna(run.seed) else str(int(run.seed))
         cells = [
             _link(source, out, source.name or str(source)),
@@ -224,7 +228,8 @@ def _html(
         for v in views
     )
     images = "\n".join(
-        f"<figure><figcaption>{html.escape(name)}</figcaption>{_img(name, png)}</figure>" for name, png in pngs.items()
+        f"<figure><figcaption>{html.escape(name)}</figcaption>{_img(name, png)}</figure>"
+        for name, png in pngs.items()
     )
     failed_html = _table(failed) if len(failed) else "<p>None.</p>"
     links = [(s.task, s.title.split(" (")[0]) for s in sections] + [("plots", "Plots")]

@@ -53,7 +53,9 @@ def first_run(members: pd.DataFrame) -> pd.Series:
     return members.sort_values("seed", kind="stable").iloc[0]
 
 
-def representatives(df: pd.DataFrame, table: pd.DataFrame, task: str) -> Iterator[tuple[pd.Series, str, pd.Series]]:
+def representatives(
+    df: pd.DataFrame, table: pd.DataFrame, task: str
+) -> Iterator[tuple[pd.Series, str, pd.Series]]:
     """For each row of `table` (the `aggregate` of `task`) with a finished run, in its order: the
     row as `format_table` shows it, the group's `group_label`, and its `first_run`."""
     keys = group_keys(table)

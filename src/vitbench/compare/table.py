@@ -119,7 +119,11 @@ def sort_numerically(table: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
             return numbers.fillna(-math.inf)  # the default first
         return column.astype(str)
 
-    return table.sort_values(list(keys), key=order, kind="stable").reset_index(drop=True) if len(table) else table
+    return (
+        table.sort_values(list(keys), key=order, kind="stable").reset_index(drop=True)
+        if len(table)
+        else table
+    )
 
 
 def group_runs(df: pd.DataFrame, keys: Sequence[str], task: str = "classification") -> pd.DataFrame:

@@ -85,7 +85,9 @@ class DenoiserModule(TaskModule):
             if value not in choices:
                 raise ValueError(f"model.{key}={value!r} is not one of {', '.join(choices)}.")
         if width % 4:
-            raise ValueError(f"model.width={width} must be a multiple of 4 (the 2-D sin-cos position table); e.g. 128.")
+            raise ValueError(
+                f"model.width={width} must be a multiple of 4 (the 2-D sin-cos position table); e.g. 128."
+            )
         if not 0 <= label_drop < 1:
             raise ValueError(f"model.label_drop={label_drop} must lie in [0, 1); 0.1 as DiT and JiT.")
         if not 0 <= ema_decay < 1:
@@ -95,7 +97,9 @@ class DenoiserModule(TaskModule):
                 f"model.n_samples={n_samples} must be >= the {num_classes} classes and model.sample_batch_size="
                 f"{sample_batch_size} >= 1."
             )
-        self.save_hyperparameters(ignore=list(self.hparams_ignore), logger=False)  # train.py logs the whole config once
+        self.save_hyperparameters(
+            ignore=list(self.hparams_ignore), logger=False
+        )  # train.py logs the whole config once
         self.flow = FlowMatching(prediction, loss_space, t_mu, t_sigma, t_eps)
         self.sampler = Sampler(sampling_steps, cfg_scale, tuple(cfg_interval))
         self.num_classes, self.label_drop = num_classes, label_drop
@@ -198,7 +202,9 @@ class DenoiserModule(TaskModule):
         net = self.ema.module.eval()
         out = [
             sampler.sample(net, self.flow, z.to(self.device), y.to(self.device), self.num_classes)
-            for z, y in zip(noise.split(self.sample_batch_size), labels.split(self.sample_batch_size), strict=True)
+            for z, y in zip(
+                noise.split(self.sample_batch_size), labels.split(self.sample_batch_size), strict=True
+            )
         ]
         return torch.cat(out)
 
@@ -217,8 +223,17 @@ class DenoiserModule(TaskModule):
         features.to(self.device)
         n = min(len(real), len(images))
         train = from_uint8(self.trainer.datamodule.data_train.images[:n]).to(self.device)
-        fid, floor = frechet_distance(features, real[:n], images[:n]), frechet_distance(features, real[:n], train)
-        self.log_dict({"test/fid": fid, "test/fid_floor": floor, "test/sample_acc": sample_accuracy(features, images, labels)})
+        fid, floor = (
+            frechet_distance(features, real[:n], images[:n]),
+            frechet_distance(features, real[:n], train),
+        )
+        self.log_dict(
+            {
+                "test/fid": fid,
+                "test/fid_floor": floor,
+                "test/sample_acc": sample_accuracy(features, images, labels),
+            }
+        )
         log.info("FID (vitbench-CNN features, n=%d): %.2f, floor %.2f", n, fid, floor)
 
     def _save_samples(self, images: Tensor, labels: Tensor) -> None:

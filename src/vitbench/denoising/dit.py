@@ -31,7 +31,11 @@ def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
 
 def make_norm(kind: Norm, dim: int, affine: bool = False) -> nn.Module:
     # The block norms carry no affine parameters: adaLN supplies the scale and shift.
-    return nn.LayerNorm(dim, elementwise_affine=affine, eps=1e-6) if kind == "layer" else RmsNorm(dim, affine=affine)
+    return (
+        nn.LayerNorm(dim, elementwise_affine=affine, eps=1e-6)
+        if kind == "layer"
+        else RmsNorm(dim, affine=affine)
+    )
 
 
 class TimestepEmbedder(nn.Module):
@@ -72,7 +76,9 @@ class DiTBlock(nn.Module):
 
     def forward(self, x: Tensor, c: Tensor) -> Tensor:
         """``x (N, T, D)``, ``c (N, D)`` -> ``(N, T, D)``."""
-        shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = self.adaLN_modulation(c).chunk(6, dim=-1)  # 6 x (N, D)
+        shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = self.adaLN_modulation(c).chunk(
+            6, dim=-1
+        )  # 6 x (N, D)
         x = x + gate_a.unsqueeze(1) * self.attn(modulate(self.norm1(x), shift_a, scale_a))
         return x + gate_m.unsqueeze(1) * self.mlp(modulate(self.norm2(x), shift_m, scale_m))
 
@@ -172,7 +178,9 @@ class DiT(nn.Module):
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
         for proj in (m for m in self.x_embedder.modules() if isinstance(m, nn.Conv2d)):
-            nn.init.xavier_uniform_(proj.weight.view(proj.weight.shape[0], -1))  # as a linear map of the patch
+            nn.init.xavier_uniform_(
+                proj.weight.view(proj.weight.shape[0], -1)
+            )  # as a linear map of the patch
         nn.init.normal_(self.y_embedder.weight, std=0.02)
         for layer in (self.t_embedder.mlp[0], self.t_embedder.mlp[2]):
             nn.init.normal_(layer.weight, std=0.02)

@@ -53,7 +53,9 @@ class FeatureCNN(nn.Module):
         return self.net(self._normalized(images)).argmax(-1)
 
 
-def load_feature_cnn(path: str | Path, dataset: str, img_size: int, in_chans: int, num_classes: int) -> FeatureCNN:
+def load_feature_cnn(
+    path: str | Path, dataset: str, img_size: int, in_chans: int, num_classes: int
+) -> FeatureCNN:
     """The feature CNN of a ``model=cnn`` checkpoint, checked against the data it will judge.
 
     Raises:

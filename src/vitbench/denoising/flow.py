@@ -46,7 +46,9 @@ class FlowMatching:
     ) -> None:  # fmt: skip
         for key, value in (("prediction", prediction), ("loss_space", loss_space)):
             if value not in KINDS:
-                raise ValueError(f"model.{key}={value!r} is not one of x, v, eps; JiT uses prediction=x, loss_space=v.")
+                raise ValueError(
+                    f"model.{key}={value!r} is not one of x, v, eps; JiT uses prediction=x, loss_space=v."
+                )
         if t_sigma <= 0:
             raise ValueError(f"model.t_sigma={t_sigma} must be > 0; JiT uses 0.8.")
         if not 0 < t_eps <= 0.5:
@@ -113,9 +115,13 @@ class Sampler:
 
     def __post_init__(self) -> None:
         if int(self.steps) < 1:
-            raise ValueError(f"model.sampling_steps={self.steps} must be >= 1; 20 to 50 Heun steps are usual.")
+            raise ValueError(
+                f"model.sampling_steps={self.steps} must be >= 1; 20 to 50 Heun steps are usual."
+            )
         if self.cfg_scale < 0:
-            raise ValueError(f"model.cfg_scale={self.cfg_scale} must be >= 0 (1: no guidance; JiT uses 1.5 to 3).")
+            raise ValueError(
+                f"model.cfg_scale={self.cfg_scale} must be >= 0 (1: no guidance; JiT uses 1.5 to 3)."
+            )
         low, high = (float(v) for v in self.cfg_interval)
         if not (0 <= low <= high <= 1):
             raise ValueError(

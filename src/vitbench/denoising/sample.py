@@ -1,6 +1,6 @@
 """vitbench-sample: sample a trained denoiser, writing ``samples.pt`` and ``samples.png``.
 
-    vitbench-sample outputs/2026-11-29/12-00-00_jit_s0_4242 --steps 50 --cfg-scale 3.0
+vitbench-sample outputs/2026-11-29/12-00-00_jit_s0_4242 --steps 50 --cfg-scale 3.0
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("checkpoint", type=Path, help="a .ckpt file, or a run folder (its best checkpoint)")
     parser.add_argument("--per-class", type=int, default=10, help="images per class (default 10)")
-    parser.add_argument("--steps", type=positive_int, help="Heun steps (default: the run's model.sampling_steps)")
+    parser.add_argument(
+        "--steps", type=positive_int, help="Heun steps (default: the run's model.sampling_steps)"
+    )
     parser.add_argument("--cfg-scale", type=float, help="guidance scale (default: the run's model.cfg_scale)")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     parser.add_argument("--out", type=Path, help="output folder (default: beside the checkpoint's run)")

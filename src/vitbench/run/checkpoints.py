@@ -37,7 +37,9 @@ class CheckpointError(ValueError):
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's checkpoint IO with crash-safe writes and ``weights_only`` loading."""
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None
+    ) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options.")
         path = Path(path)
@@ -45,7 +47,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         atomic_torch_save(checkpoint, path)
 
     def load_checkpoint(
-        self, path: str | Path, map_location: Any = lambda storage, loc: storage, weights_only: bool | None = None
+        self,
+        path: str | Path,
+        map_location: Any = lambda storage, loc: storage,
+        weights_only: bool | None = None,
     ) -> dict[str, Any]:
         return read_checkpoint(Path(path), map_location=map_location, weights_only=weights_only is not False)
 
@@ -104,7 +109,9 @@ def check_resumable(checkpoint: dict[str, Any], path: Path, module: str) -> None
     """Raise :class:`CheckpointError` unless `checkpoint` is a vitbench training checkpoint of `module`."""
     saved = checkpoint.get("vitbench", {}).get("module")
     if "loops" not in checkpoint or "optimizer_states" not in checkpoint:
-        raise CheckpointError(f"checkpoint {path} holds weights only (no training state); it cannot resume a run.")
+        raise CheckpointError(
+            f"checkpoint {path} holds weights only (no training state); it cannot resume a run."
+        )
     if saved is None:
         raise CheckpointError(f"checkpoint {path} was not written by vitbench-train; it cannot resume a run.")
     if saved != module:
@@ -117,12 +124,16 @@ def check_resumable(checkpoint: dict[str, Any], path: Path, module: str) -> None
 def _others(path: Path) -> str:
     """A hint naming the other checkpoints beside `path`, newest first."""
     folder = path.parent
-    others = sorted(
-        (p for p in folder.glob("*.ckpt") if p != path), key=lambda p: p.stat().st_mtime, reverse=True
-    ) if folder.is_dir() else []
+    others = (
+        sorted((p for p in folder.glob("*.ckpt") if p != path), key=lambda p: p.stat().st_mtime, reverse=True)
+        if folder.is_dir()
+        else []
+    )
     if not others:
         return ""
-    return f" Other checkpoints in {folder}: {', '.join(p.name for p in others)}; pass one as ckpt_path=<file>."
+    return (
+        f" Other checkpoints in {folder}: {', '.join(p.name for p in others)}; pass one as ckpt_path=<file>."
+    )
 
 
 @dataclass(frozen=True)
@@ -230,7 +241,9 @@ def find_checkpoint(path: Path) -> Path:
     folder = path / "checkpoints"
     found = sorted(folder.glob("best-*.ckpt")) or sorted(folder.glob("last.ckpt"))
     if not found:
-        raise FileNotFoundError(f"{path} is neither a .ckpt file nor a run folder with checkpoints/best-*.ckpt.")
+        raise FileNotFoundError(
+            f"{path} is neither a .ckpt file nor a run folder with checkpoints/best-*.ckpt."
+        )
     return found[-1]
 
 
@@ -238,7 +251,9 @@ def export_checkpoint(trainer: pl.Trainer, target: Path) -> None:
     """Copy the best checkpoint to a stable path (a DeiT teacher), never leaving a half file there."""
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if not best:
-        raise RuntimeError("export_checkpoint is set but no best checkpoint was saved: keep callbacks=default.")
+        raise RuntimeError(
+            "export_checkpoint is set but no best checkpoint was saved: keep callbacks=default."
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")
     shutil.copyfile(best, tmp)

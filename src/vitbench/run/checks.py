@@ -26,7 +26,9 @@ def check_numbers(cfg: DictConfig) -> None:
             ok = isinstance(value, int)
         if not ok:
             example = "10" if kind is int else "1e-3"
-            raise ValueError(f"{key}={value!r} is not {'an integer' if kind is int else 'a number'}; write e.g. {key}={example}.")
+            raise ValueError(
+                f"{key}={value!r} is not {'an integer' if kind is int else 'a number'}; write e.g. {key}={example}."
+            )
 
 
 def check_accelerator(trainer: DictConfig) -> None:

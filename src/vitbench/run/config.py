@@ -74,7 +74,12 @@ def nearest_divisor(n: int, target: int) -> int:
 
 
 # What a module that does not say otherwise is judged by (a classifier's settings).
-TASK_DEFAULTS = {"task": "classification", "monitor": "val/acc", "monitor_mode": "max", "best_metric": "val/acc_best"}
+TASK_DEFAULTS = {
+    "task": "classification",
+    "monitor": "val/acc",
+    "monitor_mode": "max",
+    "best_metric": "val/acc_best",
+}
 
 
 # Where the `_target_`s of configs saved before the package layout (vitbench 0.1, November 2026)

@@ -108,7 +108,9 @@ def labeled_grid(
             x = GAP + left + c * cell_w
             for k, text in enumerate(captions[r][c]):
                 # Centred over the cell, as the tile is: a caption wider than the tile stays inside.
-                draw.text((x + (cell_w - GAP) // 2, y + k * line), text, fill="black", font=font(size), anchor="ma")
+                draw.text(
+                    (x + (cell_w - GAP) // 2, y + k * line), text, fill="black", font=font(size), anchor="ma"
+                )
             canvas.paste(image, (x + (cell_w - GAP - tile_w) // 2, y + lines[r] * line))
         y += lines[r] * line + tile_h + GAP
     return canvas

@@ -34,7 +34,9 @@ class WandbLogger(pl.loggers.WandbLogger):
 
     def __init__(self, *args, logged_in: str | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._logged_step, self._logged_keys = logged_history(Path(logged_in)) if logged_in else (-1, frozenset())
+        self._logged_step, self._logged_keys = (
+            logged_history(Path(logged_in)) if logged_in else (-1, frozenset())
+        )
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
@@ -52,7 +54,9 @@ def history_items(run: Path) -> list[dict]:
     command = [sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(run)]
     out = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True).stdout
     records = (json.loads(line) for line in out.splitlines())
-    return [r["history"]["item"] for r in records if r.get("type") == "history" and "item" in r.get("history", {})]
+    return [
+        r["history"]["item"] for r in records if r.get("type") == "history" and "item" in r.get("history", {})
+    ]
 
 
 def logged_history(wandb_dir: Path) -> tuple[int, frozenset[str]]:
@@ -63,7 +67,9 @@ def logged_history(wandb_dir: Path) -> tuple[int, frozenset[str]]:
         try:
             items = history_items(run)
         except subprocess.CalledProcessError as err:
-            log.warning("Could not read the W&B log %s (%s): its steps may be logged twice", run, err.stderr[-300:])
+            log.warning(
+                "Could not read the W&B log %s (%s): its steps may be logged twice", run, err.stderr[-300:]
+            )
             continue
         for item in items:
             step = item.get("trainer/global_step")
@@ -116,7 +122,12 @@ def hparams_columns(cfg: DictConfig, overrides: list[str]) -> dict[str, str | fl
 
 
 def log_final_hparams(
-    loggers: list, cfg: DictConfig, model: TaskModule, metrics: dict[str, float], step: int, overrides: list[str]
+    loggers: list,
+    cfg: DictConfig,
+    model: TaskModule,
+    metrics: dict[str, float],
+    step: int,
+    overrides: list[str],
 ) -> None:
     """TensorBoard's HParams tab: the run's settings with its final figures (the metrics its
     results.json reports, under their logged names: val/acc_best, test/acc; a denoiser's test/fid,

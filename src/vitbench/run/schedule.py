@@ -44,7 +44,9 @@ def warmup_cosine(
     return SequentialLR(optimizer, schedulers=[warmup, cosine], milestones=[warmup_steps])
 
 
-def warmup_constant(optimizer: torch.optim.Optimizer, total_steps: int, warmup_fraction: float = 0.05) -> LRScheduler:
+def warmup_constant(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_fraction: float = 0.05
+) -> LRScheduler:
     """Linear warm-up to the base lr, then constant: JiT's schedule (Li & He 2025, arXiv 2511.13720,
     training configuration and code: 5 warm-up epochs, then a constant lr; the EMA weights do what
     a decay would).
@@ -58,4 +60,6 @@ def warmup_constant(optimizer: torch.optim.Optimizer, total_steps: int, warmup_f
         raise ValueError(f"scheduler.warmup_fraction={warmup_fraction} must lie in [0, 1); 0.05 is usual.")
     warmup_steps = max(1, round(warmup_fraction * max(int(total_steps), 2)))
     # LinearLR holds its end factor (1.0) once its total_iters have passed.
-    return LinearLR(optimizer, start_factor=1.0 / (warmup_steps + 1), end_factor=1.0, total_iters=warmup_steps)
+    return LinearLR(
+        optimizer, start_factor=1.0 / (warmup_steps + 1), end_factor=1.0, total_iters=warmup_steps
+    )

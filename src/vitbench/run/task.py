@@ -185,7 +185,6 @@ class TaskModule(pl.LightningModule):
         }
 
 
-
 def rng_states() -> dict[str, Any]:
     """torch (CPU and CUDA), numpy and Python generator states, as tensors and plain values only,
     so that a checkpoint holding them still loads with ``torch.load(weights_only=True)``."""
