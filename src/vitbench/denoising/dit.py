@@ -201,9 +201,25 @@ class DiT(nn.Module):
         x = x.reshape(n, g, g, p, p, c)  # (N, gh, gw, p, p, C)
         return torch.einsum("nhwpqc->nchpwq", x).reshape(n, c, g * p, g * p)
 
-    def forward(self, x: Tensor, t: Tensor, y: Tensor) -> Tensor:
+    def forward_features(self, x: Tensor, t: Tensor, y: Tensor, depth: int | None = None) -> Tensor:
+        """The tokens after the first `depth` blocks (all when None): ``(N, T, D)``, before the
+        final layer. With a low noise level and the null class, a middle block's tokens are the
+        denoiser's representation of the image (l-DAE, Chen et al. 2024; DDAE, Xiang et al. 2023)."""
+        if depth is not None and not 0 <= depth <= len(self.blocks):
+            raise ValueError(
+                f"block depth {depth} is outside [0, {len(self.blocks)}] for this {len(self.blocks)}-block network."
+            )
+        return self._blocks(x, self._condition(t, y), depth)
+
+    def _condition(self, t: Tensor, y: Tensor) -> Tensor:
+        return self.t_embedder(t) + self.y_embedder(y)  # (N, D)
+
+    def _blocks(self, x: Tensor, c: Tensor, depth: int | None = None) -> Tensor:
         tokens = self.x_embedder(x) + self.pos_embed  # (N, T, D)
-        c = self.t_embedder(t) + self.y_embedder(y)  # (N, D)
-        for block in self.blocks:
+        for block in self.blocks[:depth]:
             tokens = block(tokens, c)
-        return self.unpatchify(self.final_layer(tokens, c))  # (N, C, H, W)
+        return tokens
+
+    def forward(self, x: Tensor, t: Tensor, y: Tensor) -> Tensor:
+        c = self._condition(t, y)
+        return self.unpatchify(self.final_layer(self._blocks(x, c), c))  # (N, C, H, W)
