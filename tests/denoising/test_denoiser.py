@@ -82,3 +82,17 @@ def test_bad_settings_are_named_at_construction(kwargs, message):
     with pytest.raises(ValueError) as err:
         DenoiserModule(**{**TINY, **kwargs})
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize("label_drop, null_share", [(1.0, 1.0), (0.0, 0.0)])
+def test_label_drop_one_is_an_unconditional_denoiser_that_never_sees_a_label(label_drop, null_share):
+    model = DenoiserModule(**TINY, label_drop=label_drop)
+    seen = []
+    model.net.register_forward_hook(lambda module, args, out: seen.append(args[2].clone()))
+    model.training_loss(torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,)))
+    assert (seen[0] == model.num_classes).float().mean().item() == null_share
+
+
+def test_label_drop_above_one_is_refused():
+    with pytest.raises(ValueError, match=r"model.label_drop=1.5 must lie in \[0, 1\]"):
+        DenoiserModule(**TINY, label_drop=1.5)

@@ -46,7 +46,9 @@ class DenoiserModule(TaskModule):
         num_classes, img_size, in_chans: The data's (``${data.*}``).
         patch_size, width, depth, num_heads, mlp_ratio, bottleneck_dim, qk_norm, norm, mlp: :class:`DiT`.
         prediction, loss_space, t_mu, t_sigma, t_eps: :class:`FlowMatching`.
-        label_drop: Probability that a training label becomes the null class (DiT, JiT: 0.1).
+        label_drop: Probability that a training label becomes the null class (DiT, JiT: 0.1);
+            1: every label is the null class, an unconditional denoiser that never sees a label
+            (pretraining an encoder on unlabelled images).
         ema_decay: Final EMA decay; the warm-up (``1 - (1 + step) ** -2/3``) starts lower.
         sampling_steps, cfg_scale, cfg_interval: :class:`Sampler`.
         n_samples: Images generated at test; FID is taken at this n.
@@ -88,8 +90,10 @@ class DenoiserModule(TaskModule):
             raise ValueError(
                 f"model.width={width} must be a multiple of 4 (the 2-D sin-cos position table); e.g. 128."
             )
-        if not 0 <= label_drop < 1:
-            raise ValueError(f"model.label_drop={label_drop} must lie in [0, 1); 0.1 as DiT and JiT.")
+        if not 0 <= label_drop <= 1:
+            raise ValueError(
+                f"model.label_drop={label_drop} must lie in [0, 1]; 0.1 as DiT and JiT, 1 for an unconditional denoiser."
+            )
         if not 0 <= ema_decay < 1:
             raise ValueError(f"model.ema_decay={ema_decay} must lie in [0, 1); 0.999 to 0.9999 are usual.")
         if n_samples < num_classes or sample_batch_size < 1:
