@@ -43,7 +43,11 @@ def test_sweep_jobs_share_one_wandb_group_with_readable_folders(sweep):
 
 def test_sweep_wandb_folder_links_and_selects_every_job_for_wandb_leet(sweep):
     folder = sweep / "multirun" / "wandb"
-    runs = sorted(next((job / "wandb").glob("offline-run-*")) for job in (sweep / "multirun").glob("[0-9]_*"))
+    # By folder name, as the links are: two jobs that start in the same second may sort otherwise by job.
+    runs = sorted(
+        (next((job / "wandb").glob("offline-run-*")) for job in (sweep / "multirun").glob("[0-9]_*")),
+        key=lambda run: run.name,
+    )
     links = sorted(p for p in folder.iterdir() if p.name.startswith("offline-run-"))
     assert [p.name for p in links] == [r.name for r in runs] and len(links) == 4
     assert all(p.is_symlink() and not Path(os.readlink(p)).is_absolute() for p in links)
