@@ -80,3 +80,53 @@ def write_png_folder(root: Path, split: str, per_class: int = 3, size: int = 12)
         d.mkdir(parents=True)
         for i in range(per_class):
             Image.fromarray(rng.integers(0, 256, (size, size + 4, 3), dtype=np.uint8)).save(d / f"{i}.png")
+
+
+def photo(rng: np.random.Generator, label: int, size: tuple[int, int]) -> np.ndarray:
+    """A learnable RGB picture (H, W, 3): a bright square whose place and colour tell the class."""
+    h, w = size
+    image = rng.integers(0, 80, (h, w, 3), dtype=np.uint8)
+    y0, x0 = (label % 2) * h // 2, (label // 2 % 2) * w // 2
+    image[y0 : y0 + h // 2, x0 : x0 + w // 2, label % 3] = 220
+    return image
+
+
+def write_photo_folder(
+    root: Path, per_class: int = 6, test_per_class: int = 2, classes: tuple[str, ...] = ("ant", "bee", "cat", "dog"),
+    size: tuple[int, int] = (24, 24), fmt: str = "png", seed: int = 0,
+) -> Path:  # fmt: skip
+    """`root/{train,test}/<class>/<n>.<fmt>`: learnable pictures, square unless `size` says otherwise."""
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", per_class), ("test", test_per_class)):
+        for label, name in enumerate(classes):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                Image.fromarray(photo(rng, label, size)).save(folder / f"{i:03d}.{fmt}", quality=95)
+    return root
+
+
+def truncate(path: Path, keep: float = 0.5) -> Path:
+    """Cut a file short, as an interrupted copy leaves it."""
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
+def save_hf_dataset(folder: Path, out: Path) -> Path:
+    """The image folder as a Hugging Face DatasetDict (Image + ClassLabel columns) written by save_to_disk."""
+    import datasets
+
+    from vitbench.data import FolderSource
+
+    splits = {}
+    for split in ("train", "test"):
+        source = FolderSource(str(folder), split, 3)
+        features = datasets.Features(
+            {"image": datasets.Image(), "label": datasets.ClassLabel(names=source.classes)}
+        )
+        rows = {"image": [str(p) for p in source.paths], "label": source.labels.tolist()}
+        splits[split] = datasets.Dataset.from_dict(rows, features=features)
+    # Embed the bytes, so the saved dataset does not depend on the folder any more.
+    datasets.DatasetDict(splits).save_to_disk(str(out))
+    return out

@@ -21,6 +21,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from vitbench.bench.options import check_switch_names, format_switches, measure_switches
+from vitbench.bench.pipeline import format_pipeline, pipeline_bench
 from vitbench.bench.record import (
     format_table,
     machine,
@@ -235,7 +236,16 @@ def write_records(output_dir: Path, record: dict[str, Any]) -> None:
 def main(cfg: DictConfig) -> None:
     torch.set_float32_matmul_precision("high")  # as vitbench-train sets it
     try:
-        bench(cfg)
+        if cfg.bench.get("pipeline"):
+            record = pipeline_bench(cfg)
+            write_json_atomic(Path(cfg.paths.output_dir) / "pipeline.json", record)
+            log.info(
+                "Input pipeline (%s):\n%s",
+                Path(cfg.paths.output_dir) / "pipeline.json",
+                format_pipeline(record),
+            )
+        else:
+            bench(cfg)
     except (ValueError, FileNotFoundError) as err:  # a bad value: its message, no traceback
         raise RunError(f"{type(err).__name__}: {err}") from err
     finally:

@@ -1,92 +1,48 @@
-"""One LightningDataModule for every dataset: uint8 tensors in memory, augmentation on the device."""
+"""One LightningDataModule for every dataset, in memory (uint8 tensors, augmented by the batch on the
+device) or streamed from its files (decoded and augmented image by image in DataLoader workers)."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
 import torchvision
-from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torch.utils.data import DataLoader
 
 from vitbench.data.augment import BatchAugment, normalize
-from vitbench.data.readers import make_synthetic, read_cifar, read_fashion_mnist, read_image_folder
+from vitbench.data.checks import FILE_DATASETS, DatasetName, Storage, check_arguments
+from vitbench.data.images import BadImages
+from vitbench.data.readers import make_synthetic, read_cifar, read_fashion_mnist
+from vitbench.data.samplers import (  # noqa: F401  (TensorBatchDataset, EpochRandomSampler: public here too)
+    EpochRandomSampler,
+    EpochShareSampler,
+    ResumableLoader,
+    TensorBatchDataset,
+    collate_batch,
+)
+from vitbench.data.storage import choose_storage, open_sources
+from vitbench.data.stream import StreamDataset, decode_all
+from vitbench.data.transforms import EvalTransform, TrainTransform
 
-DatasetName = Literal["fashion_mnist", "cifar10", "cifar100", "imagefolder", "synthetic"]
-
-
-class TensorBatchDataset(Dataset):
-    """In-memory images and labels; `__getitems__` serves a whole batch with one fancy index.
-
-    PyTorch's fetcher calls `__getitems__(indices)` when it exists, so a standard
-    `DataLoader(batch_size=..., shuffle=True)` (or Lightning's DistributedSampler)
-    yields `(images[idx], labels[idx])` without a Python loop over samples.
-
-    Args:
-        images: uint8 `(N, C, H, W)`.
-        labels: int64 `(N,)`.
-    """
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
-        self.images, self.labels = images, labels
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.images[i], self.labels[i]
-
-    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = torch.as_tensor(indices, dtype=torch.long)
-        # index_select is several times faster than `images[idx]` on CPU.
-        return self.images.index_select(0, idx), self.labels.index_select(0, idx)  # (B, C, H, W), (B,)
-
-
-class EpochRandomSampler(RandomSampler):
-    """A shuffle that is a function of (seed, epoch) only, not of the global generator's history.
-
-    Lightning calls `set_epoch` at each epoch start, so a run resumed in the middle of an epoch
-    draws the same order as the run it continues. Under DDP Lightning swaps any RandomSampler
-    for a DistributedSampler, which is seeded by (seed, epoch) in the same way.
-    """
-
-    def __init__(self, data_source: Dataset, seed: int = 0, epoch: int = 0) -> None:
-        super().__init__(data_source, generator=torch.Generator())
-        self.seed = seed
-        # A resumed run builds its loader, and Lightning draws the first batches, before calling
-        # set_epoch: the epoch is known from the start.
-        self.set_epoch(epoch)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.generator.manual_seed(self.seed * 100_003 + epoch)
-
-
-class ResumableLoader(DataLoader):
-    """A DataLoader whose next iteration can skip the batches a checkpoint already trained on."""
-
-    skip_batches = 0
-
-    def __iter__(self):
-        iterator = super().__iter__()
-        skip, self.skip_batches = self.skip_batches, 0
-        for _ in range(skip):  # in-memory batches: skipping costs an index_select each
-            next(iterator)
-        return iterator
-
-
-def collate_batch(batch: Any) -> Any:
-    """Identity: `__getitems__` already returns a stacked batch (module level so workers can pickle it)."""
-    return batch
+log = logging.getLogger(__name__)
 
 
 class ImageDataModule(pl.LightningDataModule):
-    """Train/val/test splits held as uint8 tensors; crop, flip, mixup and normalisation on the device.
+    """Train/val/test splits in memory or streamed; crop, flip, mixup and normalisation as each storage does them.
 
+    ``memory``: every split decoded once into uint8 tensors; crop with padding, flip, mixup/cutmix
+    and normalisation run on whole batches on the training device. ``stream`` (image folders and
+    Hugging Face datasets): images decoded from their files in ``num_workers`` DataLoader workers
+    with timm's per-image recipe (:mod:`vitbench.data.transforms`), then mixup/cutmix and
+    normalisation on the device. ``auto``: memory when it fits under ``memory_limit_gb``.
     Validation is `val_size` images held out of the training split by a generator seeded
     with `split_seed`, independent of the global seed, so every run validates on the same
-    images. `train_subset` keeps the first N of the remaining (shuffled) training images.
+    images (a Hugging Face dataset's own split with ``val_split``). `train_subset` keeps the first
+    N of the remaining (shuffled) training images. Both storages shuffle by (seed, epoch) alone.
     Batches reaching the model are `(x float32 (B, C, H, W), y int64 (B,) or float (B, K))`.
     """
 
@@ -112,30 +68,25 @@ class ImageDataModule(pl.LightningDataModule):
         cutmix_alpha: float = 0.0,
         synthetic_size: int = 512,
         pin_memory: bool = True,
+        storage: Storage = "memory",
+        memory_limit_gb: float = 4.0,
+        scale: Sequence[float] = (0.08, 1.0),
+        ratio: Sequence[float] = (3 / 4, 4 / 3),
+        auto_augment: str | None = None,
+        re_prob: float = 0.0,
+        re_mode: str = "pixel",
+        crop_pct: float = 0.875,
+        skip_bad_images: bool = False,
+        path: str | None = None,
+        image_key: str = "image",
+        label_key: str = "label",
+        train_split: str = "train",
+        test_split: str = "test",
+        val_split: str | None = None,
+        cache_dir: str | None = None,
     ) -> None:
         super().__init__()
-        choices = DatasetName.__args__
-        if dataset not in choices:
-            raise ValueError(f"data.dataset={dataset!r} is not one of {', '.join(choices)}.")
-        for name, value, low in [
-            ("batch_size", batch_size, 1), ("img_size", img_size, 1), ("in_chans", in_chans, 1),
-            ("num_classes", num_classes, 2), ("num_workers", num_workers, 0), ("val_size", val_size, 0),
-            ("synthetic_size", synthetic_size, 4),
-        ]:  # fmt: skip
-            if value < low:
-                raise ValueError(f"data.{name} must be >= {low}, got {value}.")
-        if eval_batch_size is not None and eval_batch_size < 1:
-            raise ValueError(
-                f"data.eval_batch_size must be >= 1 (or null for 2 x batch_size), got {eval_batch_size}."
-            )
-        if train_subset is not None and train_subset < 1:
-            raise ValueError(f"data.train_subset must be >= 1 or null (all images), got {train_subset}.")
-        if len(mean) != in_chans or len(std) != in_chans:
-            raise ValueError(
-                f"data.mean {list(mean)} and data.std {list(std)} need one value per channel (in_chans={in_chans})."
-            )
-        if dataset == "imagefolder" and not root:
-            raise ValueError("data.dataset=imagefolder needs data.root=<folder holding train/<class>/*.png>.")
+        check_arguments(**{k: v for k, v in locals().items() if k not in ("self", "__class__")})
         # Stored in every checkpoint ("datamodule_hyper_parameters"): a DeiT student reads from it
         # which normalization and size its teacher was trained with.
         self.save_hyperparameters(logger=False)
@@ -150,12 +101,25 @@ class ImageDataModule(pl.LightningDataModule):
         self.augment = BatchAugment(
             self.mean, self.std, crop_padding, hflip, mixup_alpha, cutmix_alpha, num_classes
         )
+        self.storage, self.memory_limit_gb = storage, memory_limit_gb
+        # Built now, so a policy timm cannot parse stops the run before anything is read.
+        self.train_transform = TrainTransform(
+            img_size, scale, ratio, hflip, auto_augment, re_prob, re_mode, self.mean, self.std
+        )
+        self.eval_transform = EvalTransform(img_size, crop_pct)
+        self.source_args = dict(
+            root=root, path=path, in_chans=in_chans, image_key=image_key, label_key=label_key, cache_dir=cache_dir,
+            splits={"train": train_split, "test": test_split, "val": val_split},
+        )  # fmt: skip
+        self.bad = BadImages(skip_bad_images)
         # Known before reading for Fashion-MNIST; an image folder's come from its sub-folders.
         self.class_names: list[str] | None = (
             list(torchvision.datasets.FashionMNIST.classes) if dataset == "fashion_mnist" else None
         )
         self.data_train = self.data_val = self.data_test = None
         self.train_indices = self.val_indices = None
+        self._sources: dict[str, Any] = {}
+        self.storage_used: str | None = None  # memory or stream, once setup has chosen
         self._skip_batches = self._resume_epoch = 0
 
     def _read(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -166,17 +130,15 @@ class ImageDataModule(pl.LightningDataModule):
             return read_cifar(
                 self.root, train, 10 if self.dataset == "cifar10" else 100, download=self.download
             )
-        if self.dataset == "imagefolder":
-            images, labels, self.class_names = read_image_folder(
-                self.root, "train" if train else "test", self.img_size, self.in_chans
-            )
-            return images, labels
+        if self.dataset in FILE_DATASETS:
+            source = self._sources["train" if train else "test"]
+            return decode_all(source, self.img_size, self.in_chans, self.bad, self.num_workers)
         n = self.synthetic_size if train else max(1, self.synthetic_size // 4)
         return make_synthetic(n, self.num_classes, self.img_size, self.in_chans, seed=0, train=train)
 
-    def _check(self, images: torch.Tensor, labels: torch.Tensor, split: str) -> None:
+    def _check(self, images: torch.Tensor | None, labels: torch.Tensor, split: str) -> None:
         expected = (self.in_chans, self.img_size, self.img_size)
-        if tuple(images.shape[1:]) != expected:
+        if images is not None and tuple(images.shape[1:]) != expected:
             raise ValueError(
                 f"{self.dataset} {split} images are {tuple(images.shape[1:])} (C, H, W) but the config says "
                 f"data.in_chans={self.in_chans}, data.img_size={self.img_size}; set those to match the data."
@@ -188,25 +150,25 @@ class ImageDataModule(pl.LightningDataModule):
             )
 
     def prepare_data(self) -> None:
-        """Download once (rank 0) when `download=True`; `setup` then finds the files."""
+        """Download once (rank 0) when `download=True`, or a Hugging Face dataset into its cache;
+        `setup` (every rank) then finds the files."""
         if self.download and self.dataset in ("fashion_mnist", "cifar10", "cifar100"):
             self._read(train=True)
             self._read(train=False)
+        if self.dataset == "hf":
+            from vitbench.data.hf import load
 
-    def setup(self, stage: str | None = None) -> None:
-        """Load every split into memory (idempotent) and make the fixed validation split."""
-        if self.data_train is not None:
-            return
-        images, labels = self._read(train=True)
-        self._check(images, labels, "train")
-        n = len(labels)
-        if self.val_size >= n:
+            load(self.source_args["path"], self.source_args["cache_dir"])
+
+    def _split(self, n: int, hold_out: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(train, val) indices of a training split of ``n`` images, ``hold_out`` of them for validation."""
+        if hold_out >= n:
             raise ValueError(
                 f"data.val_size={self.val_size} leaves no training images: the {self.dataset} train split has "
                 f"{n}. Set data.val_size below {n}."
             )
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.split_seed))
-        val_idx, train_idx = perm[: self.val_size], perm[self.val_size :]
+        val_idx, train_idx = perm[:hold_out], perm[hold_out:]
         if self.train_subset is not None:
             if self.train_subset > len(train_idx):
                 raise ValueError(
@@ -217,11 +179,72 @@ class ImageDataModule(pl.LightningDataModule):
             train_idx = train_idx[: self.train_subset]
         # Kept so a run can record (and a test can check) exactly which images it trained on.
         self.train_indices, self.val_indices = train_idx, val_idx
+        return train_idx, val_idx
+
+    def setup(self, stage: str | None = None) -> None:
+        """Open the splits (idempotent): decode them into memory or prepare to stream them."""
+        if self.data_train is not None:
+            return
+        storage = "memory"
+        if self.dataset in FILE_DATASETS:
+            self._sources = open_sources(self.dataset, **self.source_args)
+            self.class_names = self._sources["train"].classes
+            for role, source in self._sources.items():
+                self._check(None, torch.from_numpy(source.labels), role)
+            ranks = getattr(self.trainer, "num_devices", 1) if self.trainer is not None else 1
+            images = sum(len(s) for s in self._sources.values())
+            storage = choose_storage(
+                self.storage, self.dataset, images, self.in_chans, self.img_size, self.memory_limit_gb, ranks
+            )
+        if storage == "stream":
+            self._setup_stream()
+        else:
+            if self.train_transform.policy is not None or self.train_transform.re_prob > 0:
+                log.warning(
+                    "data.auto_augment and data.re_prob are per-image steps of the stream storage; in memory "
+                    "the batch is cropped (data.crop_padding), flipped and mixed. Set data.storage=stream for them."
+                )
+            self._setup_memory()
+        self.storage_used = storage
+
+    def _setup_memory(self) -> None:
+        images, labels = self._read(train=True)
+        self._check(images, labels, "train")
+        own_val = "val" in self._sources
+        train_idx, val_idx = self._split(len(labels), 0 if own_val else self.val_size)
         self.data_train = TensorBatchDataset(images[train_idx], labels[train_idx])
-        self.data_val = TensorBatchDataset(images[val_idx], labels[val_idx])
+        if own_val:
+            self.data_val = TensorBatchDataset(
+                *decode_all(self._sources["val"], self.img_size, self.in_chans, self.bad, self.num_workers)
+            )
+        else:
+            self.data_val = TensorBatchDataset(images[val_idx], labels[val_idx])
         test_images, test_labels = self._read(train=False)
         self._check(test_images, test_labels, "test")
         self.data_test = TensorBatchDataset(test_images, test_labels)
+        world = getattr(self.trainer, "world_size", 1) if self.trainer is not None else 1
+        if world > 1:
+            held = sum(d.images.numel() for d in (self.data_train, self.data_val, self.data_test)) / 1e9
+            log.info(
+                "data.storage=memory under DDP: each of the %d ranks holds %.2f GB of decoded images",
+                world,
+                held,
+            )
+
+    def _setup_stream(self) -> None:
+        train = self._sources["train"]
+        own_val = "val" in self._sources
+        train_idx, val_idx = self._split(len(train), 0 if own_val else self.val_size)
+        self.data_train = StreamDataset(train, train_idx.numpy(), self.train_transform, self.bad)
+        val_source, val_rows = (
+            (self._sources["val"], range(len(self._sources["val"]))) if own_val else (train, val_idx.numpy())
+        )
+        self.data_val = StreamDataset(val_source, val_rows, self.eval_transform, self.bad)
+        test = self._sources["test"]
+        self.data_test = StreamDataset(test, range(len(test)), self.eval_transform, self.bad)
+        # Per-image crops and flips happened in the workers: the batch gets mixup/cutmix and normalisation.
+        mix = self.hparams.mixup_alpha, self.hparams.cutmix_alpha
+        self.augment = BatchAugment(self.mean, self.std, 0, False, *mix, self.num_classes)
 
     @property
     def num_train(self) -> int:
@@ -235,17 +258,46 @@ class ImageDataModule(pl.LightningDataModule):
         """Class names where the dataset has them, else "0".."K-1"."""
         return self.class_names or [str(i) for i in range(self.num_classes)]
 
-    def _loader(self, data: TensorBatchDataset, batch_size: int, train: bool, epoch: int = 0) -> DataLoader:
+    def test_split(self) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+        """The test split as evaluation sees it, whole: names (file paths when streamed), uint8
+        images ``(N, C, S, S)`` and labels ``(N,)``; streamed images are decoded here (vitbench-predict)."""
+        self.setup()
+        test = self.data_test
+        if isinstance(test, StreamDataset):
+            return test.names(), *test.decoded(self.eval_batch_size, self.num_workers)
+        return [f"test[{i}]" for i in range(len(test))], test.images, test.labels
+
+    @property
+    def bad_images(self) -> dict[str, Any]:
+        """Unreadable images skipped by this process so far (``data.skip_bad_images=true``):
+        ``{"count": int, "first": [paths]}``; :meth:`bad_images_all_ranks` under DDP."""
+        return self.bad.record()
+
+    def bad_images_all_ranks(self) -> dict[str, Any]:
+        """:attr:`bad_images` of every DDP rank together; a collective: call it on every rank."""
+        return self.bad.gather()
+
+    def _loader(self, data, batch_size: int, train: bool, epoch: int = 0) -> DataLoader:
         # Lightning's seed_everything sets PL_GLOBAL_SEED; the shuffle follows the run's seed.
         seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+        world = getattr(self.trainer, "world_size", 1) if self.trainer is not None else 1
+        stream = isinstance(data, StreamDataset)
+        if stream:
+            data.seed = seed  # each image's augmentation: (seed, epoch, index)
+        sampler = None
+        if train and (stream or world > 1):
+            rank = getattr(self.trainer, "global_rank", 0)
+            sampler = EpochShareSampler(len(data), seed, epoch, rank, world, tag_epoch=stream)
+        elif train:
+            sampler = EpochRandomSampler(data, seed, epoch)
         return ResumableLoader(
             data,
             batch_size=batch_size,
-            sampler=EpochRandomSampler(data, seed, epoch) if train else None,
+            sampler=sampler,
             # Its own generator: creating an iterator then draws nothing from the global one.
             generator=torch.Generator().manual_seed(seed),
             # A partial last batch would be an odd-sized, noisier step; keep it only if it is the whole set.
-            drop_last=train and len(data) > batch_size,
+            drop_last=train and len(sampler if sampler is not None else data) > batch_size,
             num_workers=self.num_workers,
             collate_fn=collate_batch,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
@@ -281,7 +333,7 @@ class ImageDataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader | list:
         # val_size=0 means "no validation": Lightning skips the loop for an empty list.
-        return self._loader(self.data_val, self.eval_batch_size, train=False) if self.val_size else []
+        return self._loader(self.data_val, self.eval_batch_size, train=False) if len(self.data_val) else []
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.data_test, self.eval_batch_size, train=False)
@@ -289,6 +341,7 @@ class ImageDataModule(pl.LightningDataModule):
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 batch on the device -> `(x float32 (B, C, H, W), y)`; augmented only while training."""
         x, y = batch
+        self.bad.drain()  # what workers skipped reaches the log as it happens
         if self.trainer is not None and self.trainer.training:
             return self.augment(x, y)
         return normalize(x, self.mean, self.std), y

@@ -20,7 +20,9 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 import torchvision
-from torchvision.transforms import v2
+
+from vitbench.data.images import BadImages, FolderSource
+from vitbench.data.stream import decode_all
 
 # Where Debian's `dataset-fashion-mnist` package installs the original IDX files.
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
@@ -197,46 +199,28 @@ def read_cifar(
 
 
 def read_image_folder(
-    root: str, split: Literal["train", "test"], img_size: int, in_chans: int
+    root: str, split: Literal["train", "test"], img_size: int, in_chans: int, num_workers: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """Read `<root>/<split>/<class>/*.png` through `torchvision.datasets.ImageFolder`, into memory.
+    """Read `<root>/<split>/<class>/*` (any format PIL reads) listed by `torchvision.datasets.ImageFolder`, into memory.
 
-    `split="test"` falls back to `<root>/val` when `<root>/test` is missing.
+    `split="test"` falls back to `<root>/val` when `<root>/test` is missing. Images are decoded by
+    :func:`vitbench.data.images.decode` (as the stream storage decodes them) in `num_workers` workers.
 
     Args:
         root: dataset folder.
         split: "train" or "test".
         img_size: images are resized to `img_size x img_size`.
-        in_chans: 1 converts to greyscale (`L`), 3 to `RGB`.
+        in_chans: 1 decodes to greyscale, 3 to RGB.
 
     Returns:
         images: uint8 `(N, in_chans, img_size, img_size)`; labels: int64 `(N,)`; class names.
+
+    Raises:
+        BadImageError: a file that does not decode, named.
     """
-    if in_chans not in (1, 3):
-        raise ValueError(
-            f"ImageFolder reads greyscale or RGB images: in_chans must be 1 or 3, got {in_chans}."
-        )
-    folder = Path(root).expanduser() / split
-    if split == "test" and not folder.is_dir() and folder.with_name("val").is_dir():
-        folder = folder.with_name("val")
-    mode = "L" if in_chans == 1 else "RGB"
-    transform = v2.Compose(
-        [
-            v2.Lambda(lambda im: im.convert(mode)),
-            v2.PILToTensor(),
-            v2.Resize((img_size, img_size), antialias=True),
-        ]
-    )
-    try:
-        ds = torchvision.datasets.ImageFolder(folder, transform=transform)
-    except (FileNotFoundError, RuntimeError) as e:
-        raise FileNotFoundError(
-            f"No images in {folder} ({e}). Expected the layout {Path(root) / split}/<class>/*.png "
-            "(one sub-folder per class; for the test split `test/` or `val/`)."
-        ) from e
-    # Decoding is per file anyway; once in memory, every epoch is a tensor index.
-    images = torch.stack([ds[i][0] for i in range(len(ds))])
-    return images, torch.tensor(ds.targets, dtype=torch.int64), list(ds.classes)
+    source = FolderSource(root, split, in_chans)
+    images, labels = decode_all(source, img_size, in_chans, BadImages(skip=False), num_workers)
+    return images, labels, source.classes
 
 
 def make_synthetic(
