@@ -204,3 +204,12 @@ def test_bad_input_stops_with_a_named_error_and_leaves_the_old_csv(case, run, tm
     assert message in err and "Traceback" not in err
     assert out.read_text() == "an earlier result\n"
     assert not list(tmp_path.glob(".predictions.csv.*"))  # no temporary file left
+
+
+def test_out_may_name_an_existing_folder(run, tmp_path):
+    """A folder receives predictions.csv (it used to stop with "[Errno 21] Is a directory")."""
+    (tmp_path / "preds").mkdir()
+    assert main([str(run), "--split", "test", "--out", str(tmp_path / "preds")]) == 0
+    assert len(read_rows(tmp_path / "preds" / "predictions.csv")) == N_TEST
+    assert main([str(run), "--split", "test", "--out", f"{tmp_path / 'new'}/"]) == 0
+    assert len(read_rows(tmp_path / "new" / "predictions.csv")) == N_TEST

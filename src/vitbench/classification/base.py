@@ -9,7 +9,9 @@ Steps, loss and metrics live here only; optimisation, speed switches and checkpo
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
@@ -19,9 +21,12 @@ from torch.optim.lr_scheduler import LRScheduler
 from torchmetrics import MaxMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
+from vitbench.classification.probe import Finetune, classifier_heads, freeze_backbone
 from vitbench.run.task import DEFAULT_LR, DEFAULT_WEIGHT_DECAY, TaskModule
 
 __all__ = ["DEFAULT_LR", "DEFAULT_WEIGHT_DECAY", "ImageClassifier", "accuracy_metrics"]
+
+log = logging.getLogger(__name__)
 
 
 def accuracy_metrics(num_classes: int, prefix: str, top5: bool = True) -> MetricCollection:
@@ -48,6 +53,10 @@ class ImageClassifier(TaskModule):
     ``val/acc``, ``val/acc_top5``, ``val/acc_best``, ``test/loss``, ``test/acc``,
     ``test/acc_top5`` (per epoch), accuracies as fractions.
 
+    A subclass sets ``self.net`` (a small-image network, or timm's own architecture through
+    :func:`vitbench.classification.pretrained.timm_network`, which also sets ``init_record``), then
+    calls :meth:`set_speed_options` and :meth:`set_finetune`.
+
     Subclasses change behaviour through three seams instead of copying a step method:
     ``forward`` (logits used for evaluation), ``training_loss`` (the training objective) and
     ``_eval_step`` (evaluation of one batch); and, when they call parts of ``self.net`` rather
@@ -61,8 +70,9 @@ class ImageClassifier(TaskModule):
 
     record_metrics = {"val_acc_best": "val/acc_best", "test_acc": "test/acc"}
     # Init arguments kept out of the checkpoint's hyperparameters; a subclass holding an
-    # nn.Module argument (a DeiT teacher) extends this tuple.
-    hparams_ignore: tuple[str, ...] = ("optimizer", "scheduler")
+    # nn.Module argument (a DeiT teacher) extends this tuple. `pretrained` too: a checkpoint holds the
+    # fine-tuned weights, so load_from_checkpoint must not fetch the pretrained ones again.
+    hparams_ignore: tuple[str, ...] = ("optimizer", "scheduler", "pretrained")
 
     def __init__(
         self,
@@ -81,6 +91,7 @@ class ImageClassifier(TaskModule):
         )  # train.py logs the whole config once
         self.num_classes = num_classes
         self.label_smoothing = label_smoothing
+        self.finetune: Finetune = "full"
 
         self.train_metrics = accuracy_metrics(num_classes, "train/", top5=False)
         # Its running counts are saved in checkpoints too: a run resumed mid-epoch then reports the
@@ -99,10 +110,37 @@ class ImageClassifier(TaskModule):
         for key, value in self.train_metrics.state_dict(prefix="train_metrics.").items():
             state.setdefault(key, torch.zeros_like(value))
 
+    def set_finetune(self, finetune: Finetune) -> None:
+        """``full``: every weight trains; ``linear``: linear probing (:mod:`vitbench.classification.probe`)."""
+        freeze_backbone(self.net, finetune)
+        self.finetune = finetune
+        if finetune == "linear":
+            trained = sum(p.numel() for p in self.net.parameters() if p.requires_grad)
+            log.info(
+                "model.finetune=linear: %d of %d parameters train (the classifier); the backbone is frozen and "
+                "in eval mode (Lightning's note on modules in eval mode is expected)",
+                trained,
+                sum(p.numel() for p in self.net.parameters()),
+            )
+
+    def backbone_context(self) -> AbstractContextManager:
+        """No gradients through a linear probe's frozen backbone; nothing otherwise."""
+        return torch.no_grad() if self.finetune == "linear" else nullcontext()
+
+    def train(self, mode: bool = True) -> ImageClassifier:
+        super().train(mode)
+        if self.finetune == "linear":  # the frozen backbone's batch norm and dropout stay as evaluated
+            self.net.eval()
+        return self
+
     def forward(self, x: Tensor) -> Tensor:
         """Map images ``(B, C, H, W)`` to logits ``(B, num_classes)``."""
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        if self.finetune == "linear":
+            with self.backbone_context():
+                features = self.net.forward_head(self.net.forward_features(x), pre_logits=True)  # (B, D)
+            return classifier_heads(self.net)[0](features)
         return self.net(x)
 
     def training_loss(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:

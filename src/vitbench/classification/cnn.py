@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from timm.models.resnet import BasicBlock, ResNet
@@ -10,6 +11,9 @@ from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 
 from vitbench.classification.base import ImageClassifier
+from vitbench.classification.pretrained import Pretrained, timm_network
+from vitbench.classification.probe import Finetune
+from vitbench.run.checks import check_rate
 
 
 class CNNModule(ImageClassifier):
@@ -27,6 +31,10 @@ class CNNModule(ImageClassifier):
     Shapes: ``x (B, in_chans, H, W)`` -> logits ``(B, num_classes)``; stage ``i`` outputs
     ``(B, channels[i], H / (stem_stride * 2**i), ...)`` (ceil).
 
+    With ``timm_name`` (``size=pretrained``: ResNet-50) the network is any timm architecture as
+    timm builds it (its ImageNet stem), optionally with ``pretrained`` weights; the CPU-size shape
+    keys must then be None.
+
     Args:
         num_classes: Number of classes.
         in_chans: Image channels (``data.channels``).
@@ -35,6 +43,9 @@ class CNNModule(ImageClassifier):
         stem_stride: Stride of the 3x3 stem conv, 1 or 2.
         drop_path_rate: Stochastic-depth rate of the last block.
         channels_last, compile: See :meth:`ImageClassifier.set_speed_options`.
+        timm_name, timm_args, pretrained, data_mean, data_std: timm's architecture and its weights
+            (:func:`vitbench.classification.pretrained.timm_network`).
+        finetune: ``full`` or ``linear`` (:meth:`ImageClassifier.set_finetune`).
         optimizer, scheduler, label_smoothing: See :class:`ImageClassifier`.
     """
 
@@ -42,18 +53,37 @@ class CNNModule(ImageClassifier):
         self,
         num_classes: int = 10,
         in_chans: int = 1,
-        channels: Sequence[int] = (32, 64, 128, 256),
-        layers: Sequence[int] = (1, 1, 1, 1),
-        stem_stride: int = 2,
+        channels: Sequence[int] | None = (32, 64, 128, 256),
+        layers: Sequence[int] | None = (1, 1, 1, 1),
+        stem_stride: int | None = 2,
         drop_path_rate: float = 0.0,
         channels_last: bool = True,
         compile: bool = False,
+        timm_name: str | None = None,
+        timm_args: dict[str, Any] | None = None,
+        pretrained: Pretrained = False,
+        finetune: Finetune = "full",
+        data_mean: Sequence[float] | None = None,
+        data_std: Sequence[float] | None = None,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., LRScheduler] | None = None,
         label_smoothing: float = 0.0,
     ) -> None:
+        check_rate("model.drop_path_rate", drop_path_rate, "0.05")
         # Hydra passes ListConfig; tuples before super() so the saved hparams are plain too.
-        channels, layers = tuple(int(c) for c in channels), tuple(int(n) for n in layers)
+        channels = tuple(int(c) for c in channels) if channels is not None else None
+        layers = tuple(int(n) for n in layers) if layers is not None else None
+        cpu_size = dict(channels=channels, layers=layers, stem_stride=stem_stride)
+        net, init = timm_network(
+            timm_name, pretrained, timm_args, cpu_size, (data_mean, data_std), num_classes=num_classes,
+            in_chans=in_chans, drop_path_rate=drop_path_rate,
+        )  # fmt: skip
+        if net is not None:
+            super().__init__(num_classes, optimizer, scheduler, label_smoothing)
+            self.net, self.init_record = net, init
+            self.set_speed_options(compile=compile, channels_last=channels_last)
+            self.set_finetune(finetune)
+            return
         if len(channels) != 4 or len(layers) != 4:
             raise ValueError(
                 f"model.channels={list(channels)} and model.layers={list(layers)} need 4 entries each "
@@ -78,3 +108,4 @@ class CNNModule(ImageClassifier):
         nn.init.kaiming_normal_(self.net.conv1.weight, mode="fan_out", nonlinearity="relu")
         self.net.maxpool = nn.Identity()
         self.set_speed_options(compile=compile, channels_last=channels_last)
+        self.set_finetune(finetune)

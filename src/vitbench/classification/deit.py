@@ -14,8 +14,11 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from vitbench.classification.base import ImageClassifier
 from vitbench.classification.distillation import DistillationKind, DistillationLoss
+from vitbench.classification.pretrained import Pretrained, timm_network
+from vitbench.classification.probe import Finetune
 from vitbench.classification.teacher import Teacher, TeacherError, load_teacher
 from vitbench.classification.vit import vit_arguments
+from vitbench.run.checks import check_rate
 
 
 def head_metrics(num_classes: int, prefix: str) -> MetricCollection:
@@ -41,11 +44,16 @@ class DeiTModule(ImageClassifier):
     (so it is neither optimized nor saved in this module's checkpoint) and its settings are not
     in the hyperparameters: ``DeiTModule.load_from_checkpoint(path)`` predicts without it.
 
+    With ``timm_name`` (``size=pretrained``: DeiT-S distilled) the network is timm's own distilled
+    architecture, optionally with ``pretrained`` weights, as :class:`ViTModule`'s. With
+    ``finetune=linear`` both heads train on the frozen backbone.
+
     Args:
         distillation: ``{"kind": "none"|"soft"|"hard", "alpha": float, "tau": float}``.
-        teacher: ``{"checkpoint": path|None, "timm_name": str|None, "pretrained": bool}``;
-            None (as after ``load_from_checkpoint``) means no teacher: fine for prediction,
-            and for training only with ``kind="none"``.
+        teacher: ``{"checkpoint": path|None, "timm_name": str|None, "pretrained": bool|path}``
+            (``pretrained`` in every form of ``model.pretrained``); None (as after
+            ``load_from_checkpoint``) means no teacher: fine for prediction, and for training only
+            with ``kind="none"``.
         data_mean, data_std: the student's normalization, so the teacher's input can be adapted.
         dataset: the dataset's name, for the messages that say how to make a teacher.
         global_pool: ``"token"`` only: DeiT classifies its class and distillation tokens.
@@ -68,13 +76,13 @@ class DeiTModule(ImageClassifier):
         num_classes: int = 10,
         img_size: int = 28,
         in_chans: int = 1,
-        patch_size: int = 7,
-        embed_dim: int = 128,
-        depth: int = 6,
-        num_heads: int = 4,
-        mlp_ratio: float = 2.0,
+        patch_size: int | None = 7,
+        embed_dim: int | None = 128,
+        depth: int | None = 6,
+        num_heads: int | None = 4,
+        mlp_ratio: float | None = 2.0,
         drop_path_rate: float = 0.0,
-        global_pool: str = "token",
+        global_pool: str | None = "token",
         fused_attn: bool = True,
         compile: bool = False,
         distillation: dict[str, Any] | None = None,
@@ -82,32 +90,48 @@ class DeiTModule(ImageClassifier):
         data_mean: Sequence[float] = (0.5,),
         data_std: Sequence[float] = (0.25,),
         dataset: str = "fashion_mnist",
+        timm_name: str | None = None,
+        timm_args: dict[str, Any] | None = None,
+        pretrained: Pretrained = False,
+        finetune: Finetune = "full",
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., LRScheduler] | None = None,
         label_smoothing: float = 0.0,
     ) -> None:
-        if global_pool != "token":
+        check_rate("model.drop_path_rate", drop_path_rate, "0.1")
+        if global_pool not in ("token", None):
             raise ValueError(
                 f"model.global_pool={global_pool!r}: DeiT classifies its class and distillation tokens; "
                 "use model.global_pool=token (average pooling exists for model=vit)."
             )
-        args = vit_arguments(
-            img_size,
-            patch_size,
-            in_chans,
-            num_classes,
-            embed_dim,
-            depth,
-            num_heads,
-            mlp_ratio,
-            drop_path_rate,
-        )
         # Plain values before save_hyperparameters (Hydra hands over DictConfig/ListConfig).
         distillation = {"kind": "hard", "alpha": 0.5, "tau": 1.0, **dict(distillation or {})}
         data_mean, data_std = [float(m) for m in data_mean], [float(s) for s in data_std]
+        cpu_size = dict(
+            patch_size=patch_size, embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio
+        )
+        net, init = timm_network(
+            timm_name, pretrained, timm_args, cpu_size, (data_mean, data_std), num_classes=num_classes,
+            in_chans=in_chans, img_size=img_size, drop_path_rate=drop_path_rate,
+        )  # fmt: skip
+        if net is None:
+            args = vit_arguments(
+                img_size,
+                in_chans=in_chans,
+                num_classes=num_classes,
+                drop_path_rate=drop_path_rate,
+                **cpu_size,
+            )
+        elif not isinstance(net, VisionTransformerDistilled):
+            raise ValueError(
+                f"model.timm_name={timm_name} builds a {type(net).__name__}; model=deit needs timm's distilled ViT "
+                "(deit_tiny_distilled_patch16_224, deit_small_distilled_patch16_224, ...). Use model=vit for others."
+            )
         super().__init__(num_classes, optimizer, scheduler, label_smoothing)
-        self.net = VisionTransformerDistilled(**args)
+        self.net = net if net is not None else VisionTransformerDistilled(**args)
+        self.init_record = init
         self.set_speed_options(compile=compile, fused_attn=fused_attn)
+        self.set_finetune(finetune)
         kind: DistillationKind = distillation["kind"]
         self.criterion = DistillationLoss(kind, distillation["alpha"], distillation["tau"], label_smoothing)
         self.val_head_metrics = head_metrics(num_classes, "val/")
@@ -118,7 +142,7 @@ class DeiTModule(ImageClassifier):
                 load_teacher(
                     teacher.get("checkpoint"),
                     teacher.get("timm_name"),
-                    bool(teacher.get("pretrained", False)),
+                    teacher.get("pretrained", False),
                     num_classes,
                     (data_mean, data_std, img_size, in_chans),
                     dataset,
@@ -137,7 +161,8 @@ class DeiTModule(ImageClassifier):
 
     def heads(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Images ``(B, C, H, W)`` -> class-head and distillation-head logits, each ``(B, K)``."""
-        tokens = self.net.forward_features(x)  # (B, 2 + N, D): class, distillation, patches
+        with self.backbone_context():  # no gradients through a linear probe's frozen backbone
+            tokens = self.net.forward_features(x)  # (B, 2 + N, D): class, distillation, patches
         cls_logits = self.net.head(self.net.head_drop(tokens[:, 0]))
         dist_logits = self.net.head_dist(self.net.head_drop(tokens[:, 1]))
         return cls_logits, dist_logits

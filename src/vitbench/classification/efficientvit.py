@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from timm.models.efficientvit_mit import EfficientVit
 from torch.optim.lr_scheduler import LRScheduler
 
 from vitbench.classification.base import ImageClassifier
+from vitbench.classification.pretrained import Pretrained, timm_network
+from vitbench.classification.probe import Finetune
+from vitbench.run.checks import check_rate
 
 # timm builds linear-attention blocks only from the third stage after the stem on.
 FIRST_ATTENTION_STAGE = 3
@@ -46,6 +50,10 @@ class EfficientViTModule(ImageClassifier):
     Shapes: ``x (B, in_chans, H, W)`` -> logits ``(B, num_classes)``; the last stage's
     features are ``(B, widths[-1], S, S)`` with ``S`` the last of :func:`feature_sides`.
 
+    With ``timm_name`` (``size=pretrained``: EfficientViT-B1) the network is timm's own architecture
+    (stride 32, any input size: at 224 px its last stage runs at 7x7), optionally with ``pretrained``
+    weights; the CPU-size shape keys must then be None.
+
     Args:
         num_classes: Number of classes.
         img_size: Side of the square input image (``data.img_size``); used for the checks.
@@ -57,6 +65,9 @@ class EfficientViTModule(ImageClassifier):
         head_widths: Widths of the two-layer classifier head.
         drop_rate: Dropout before the final linear layer.
         channels_last, compile: See :meth:`ImageClassifier.set_speed_options`.
+        timm_name, timm_args, pretrained, data_mean, data_std: timm's architecture and its weights
+            (:func:`vitbench.classification.pretrained.timm_network`).
+        finetune: ``full`` or ``linear`` (:meth:`ImageClassifier.set_finetune`).
         optimizer, scheduler, label_smoothing: See :class:`ImageClassifier`.
     """
 
@@ -65,34 +76,47 @@ class EfficientViTModule(ImageClassifier):
         num_classes: int = 10,
         img_size: int = 28,
         in_chans: int = 1,
-        widths: Sequence[int] = (16, 32, 64, 128),
-        depths: Sequence[int] = (1, 1, 2, 2),
-        head_dim: int = 16,
-        expand_ratio: float = 4.0,
-        head_widths: Sequence[int] = (256, 256),
+        widths: Sequence[int] | None = (16, 32, 64, 128),
+        depths: Sequence[int] | None = (1, 1, 2, 2),
+        head_dim: int | None = 16,
+        expand_ratio: float | None = 4.0,
+        head_widths: Sequence[int] | None = (256, 256),
         drop_rate: float = 0.0,
         channels_last: bool = True,
         compile: bool = False,
+        timm_name: str | None = None,
+        timm_args: dict[str, Any] | None = None,
+        pretrained: Pretrained = False,
+        finetune: Finetune = "full",
+        data_mean: Sequence[float] | None = None,
+        data_std: Sequence[float] | None = None,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., LRScheduler] | None = None,
         label_smoothing: float = 0.0,
     ) -> None:
+        check_rate("model.drop_rate", drop_rate, "0.0 to 0.1")
         # Hydra passes ListConfig; tuples before super() so the saved hparams are plain too.
-        widths, depths = tuple(int(w) for w in widths), tuple(int(d) for d in depths)
-        head_widths = tuple(int(w) for w in head_widths)
-        check_efficientvit_shape(img_size, widths, depths, head_dim, head_widths)
-        super().__init__(num_classes, optimizer, scheduler, label_smoothing)
-        self.net = EfficientVit(
-            in_chans=in_chans,
+        plain = lambda seq: tuple(int(v) for v in seq) if seq is not None else None  # noqa: E731
+        widths, depths, head_widths = plain(widths), plain(depths), plain(head_widths)
+        cpu_size = dict(
             widths=widths,
             depths=depths,
             head_dim=head_dim,
             expand_ratio=expand_ratio,
             head_widths=head_widths,
-            drop_rate=drop_rate,
-            num_classes=num_classes,
         )
+        net, init = timm_network(
+            timm_name, pretrained, timm_args, cpu_size, (data_mean, data_std), num_classes=num_classes,
+            in_chans=in_chans, drop_rate=drop_rate,
+        )  # fmt: skip
+        if net is None:
+            check_efficientvit_shape(img_size, widths, depths, head_dim, head_widths)
+        super().__init__(num_classes, optimizer, scheduler, label_smoothing)
+        if net is None:
+            net = EfficientVit(in_chans=in_chans, drop_rate=drop_rate, num_classes=num_classes, **cpu_size)
+        self.net, self.init_record = net, init
         self.set_speed_options(compile=compile, channels_last=channels_last)
+        self.set_finetune(finetune)
 
 
 def check_efficientvit_shape(

@@ -31,6 +31,7 @@ from torchvision.transforms.v2 import functional as TF
 from vitbench.data.augment import normalize
 from vitbench.data.datamodule import ImageDataModule
 from vitbench.run.checkpoints import CHECKPOINT_DIR, find_checkpoint, read_checkpoint
+from vitbench.run.outpath import output_file
 
 # 8-bit modes that PIL converts to greyscale (L) or RGB without losing the pixel scale; 16- and
 # 32-bit ones (I;16, I, F) would be clipped to 0..255, so they are refused instead.
@@ -128,11 +129,11 @@ def read_split(data: dict, root: str | None) -> tuple[Images, list[str]]:
     """The test split of the run's dataset, read as training read it; and the dataset's class names."""
     datamodule = ImageDataModule(**{**data, "root": root or data.get("root")})
     try:
-        datamodule.setup()
+        # A streamed run's test split is decoded here, with its evaluation transform, named by file.
+        names, images, labels = datamodule.test_split()
     except RuntimeError as err:  # the readers' corrupt-file messages
         raise PredictError(str(err)) from err
-    test = datamodule.data_test
-    return Images([f"test[{i}]" for i in range(len(test))], test.images, test.labels, []), datamodule.classes
+    return Images(names, images, labels, []), datamodule.classes
 
 
 def class_index(folder_name: str, classes: list[str]) -> int | None:
@@ -301,7 +302,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--data-root", help="with --split: where the dataset is (default: the run's data.root)"
     )
-    parser.add_argument("--out", type=Path, help="the CSV (default: <run folder>/predictions.csv)")
+    parser.add_argument(
+        "--out",  # a str: Path would drop the trailing "/" that marks a folder not yet made
+        help="the CSV file, or a folder that receives predictions.csv (default: <run folder>/predictions.csv)",
+    )
     parser.add_argument(
         "--batch-size", type=int, help="images per batch (default: the run's evaluation batch)"
     )
@@ -322,9 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         classifier = load_classifier(args.checkpoint)
         data = classifier.data
-        out = (
-            args.out
-            or (run_folder(classifier.checkpoint) or classifier.checkpoint.parent) / "predictions.csv"
+        out = output_file(
+            args.out or (run_folder(classifier.checkpoint) or classifier.checkpoint.parent), "predictions.csv"
         )
         print(f"checkpoint {classifier.checkpoint} ({type(classifier.model).__name__}, {data['dataset']})")
         if args.split:

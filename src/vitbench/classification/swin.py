@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from timm.models.swin_transformer import SwinTransformer
 from torch.optim.lr_scheduler import LRScheduler
 
 from vitbench.classification.base import ImageClassifier
-from vitbench.run.checks import check_patch_size
+from vitbench.classification.pretrained import Pretrained, timm_network
+from vitbench.classification.probe import Finetune
+from vitbench.run.checks import check_patch_size, check_rate
 
 
 def stage_resolutions(grid: int, num_stages: int) -> list[int]:
@@ -40,6 +43,11 @@ class SwinModule(ImageClassifier):
     Shapes: ``x (B, in_chans, img_size, img_size)`` -> logits ``(B, num_classes)``; stage
     ``i`` holds tokens ``(B, G_i, G_i, embed_dim * 2**i)`` with ``G_0 = img_size / patch_size``.
 
+    With ``timm_name`` (``size=pretrained``: Swin-T) the network is timm's own architecture at the
+    run's ``img_size`` (timm shrinks a window larger than a stage's grid, and its checkpoint filter
+    resizes the relative-position tables of pretrained weights), optionally with ``pretrained``
+    weights; the CPU-size shape keys must then be None.
+
     Args:
         num_classes: Number of classes.
         img_size: Side of the square input image (``data.img_size``).
@@ -52,6 +60,9 @@ class SwinModule(ImageClassifier):
         mlp_ratio: Hidden width of the MLP relative to the stage width.
         drop_path_rate: Stochastic-depth rate of the last block.
         fused_attn, compile: See :meth:`ImageClassifier.set_speed_options`.
+        timm_name, timm_args, pretrained, data_mean, data_std: timm's architecture and its weights
+            (:func:`vitbench.classification.pretrained.timm_network`).
+        finetune: ``full`` or ``linear`` (:meth:`ImageClassifier.set_finetune`).
         optimizer, scheduler, label_smoothing: See :class:`ImageClassifier`.
     """
 
@@ -60,36 +71,51 @@ class SwinModule(ImageClassifier):
         num_classes: int = 10,
         img_size: int = 28,
         in_chans: int = 1,
-        patch_size: int = 4,
-        embed_dim: int = 64,
-        depths: Sequence[int] = (2, 2),
-        num_heads: Sequence[int] = (2, 4),
-        window_size: int = 4,
-        mlp_ratio: float = 2.0,
+        patch_size: int | None = 4,
+        embed_dim: int | None = 64,
+        depths: Sequence[int] | None = (2, 2),
+        num_heads: Sequence[int] | None = (2, 4),
+        window_size: int | None = 4,
+        mlp_ratio: float | None = 2.0,
         drop_path_rate: float = 0.0,
         fused_attn: bool = False,
         compile: bool = False,
+        timm_name: str | None = None,
+        timm_args: dict[str, Any] | None = None,
+        pretrained: Pretrained = False,
+        finetune: Finetune = "full",
+        data_mean: Sequence[float] | None = None,
+        data_std: Sequence[float] | None = None,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., LRScheduler] | None = None,
         label_smoothing: float = 0.0,
     ) -> None:
+        check_rate("model.drop_path_rate", drop_path_rate, "0.1")
         # Hydra passes ListConfig; tuples before super() so the saved hparams are plain too.
-        depths, num_heads = tuple(int(d) for d in depths), tuple(int(h) for h in num_heads)
-        check_swin_shape(img_size, patch_size, embed_dim, depths, num_heads, window_size)
+        depths = tuple(int(d) for d in depths) if depths is not None else None
+        num_heads = tuple(int(h) for h in num_heads) if num_heads is not None else None
+        cpu_size = dict(
+            patch_size=patch_size, embed_dim=embed_dim, depths=depths, num_heads=num_heads,
+            window_size=window_size, mlp_ratio=mlp_ratio,
+        )  # fmt: skip
+        net, init = timm_network(
+            timm_name, pretrained, timm_args, cpu_size, (data_mean, data_std), num_classes=num_classes,
+            in_chans=in_chans, img_size=img_size, drop_path_rate=drop_path_rate,
+        )  # fmt: skip
+        if net is None:
+            check_swin_shape(img_size, patch_size, embed_dim, depths, num_heads, window_size)
         super().__init__(num_classes, optimizer, scheduler, label_smoothing)
-        self.net = SwinTransformer(
-            img_size=img_size,
-            patch_size=patch_size,
-            in_chans=in_chans,
-            num_classes=num_classes,
-            embed_dim=embed_dim,
-            depths=depths,
-            num_heads=num_heads,
-            window_size=window_size,
-            mlp_ratio=mlp_ratio,
-            drop_path_rate=drop_path_rate,
-        )
+        if net is None:
+            net = SwinTransformer(
+                img_size=img_size,
+                in_chans=in_chans,
+                num_classes=num_classes,
+                drop_path_rate=drop_path_rate,
+                **cpu_size,
+            )
+        self.net, self.init_record = net, init
         self.set_speed_options(compile=compile, fused_attn=fused_attn)
+        self.set_finetune(finetune)
 
 
 def check_swin_shape(

@@ -75,12 +75,13 @@ class Teacher(nn.Module):
 def load_teacher(
     checkpoint: str | None,
     timm_name: str | None,
-    pretrained: bool,
+    pretrained: bool | str,
     num_classes: int,
     student_stats: tuple[Sequence[float], Sequence[float], int, int],
     dataset: str,
 ) -> Teacher:
-    """Build the teacher from a vitbench CNN checkpoint, or from timm by name.
+    """Build the teacher from a vitbench CNN checkpoint, or from timm by name with ``pretrained`` in any
+    form of ``model.pretrained`` (true, a weights file, a save_for_hf or vitbench-export folder).
 
     Raises:
         TeacherError: the checkpoint is missing, is not a vitbench CNN checkpoint, or predicts
@@ -139,16 +140,29 @@ def cnn_from_checkpoint(path: Path, hint: str, role: str = "teacher") -> tuple[n
     return module.net, stats
 
 
-def _from_timm(name: str, pretrained: bool, num_classes: int, in_chans: int) -> tuple[nn.Module, tuple]:
+def _from_timm(name: str, pretrained: bool | str, num_classes: int, in_chans: int) -> tuple[nn.Module, tuple]:
     import timm
 
+    from vitbench.classification.pretrained import build_timm_net
+
     try:
-        net = timm.create_model(name, pretrained=pretrained, num_classes=num_classes)
-    except Exception as err:
+        net, record = build_timm_net(name, pretrained, None, {}, key="model.teacher", num_classes=num_classes)
+    except ValueError as err:
+        raise TeacherError(str(err)) from None
+    heads = [n for n in (record or {}).get("new", []) if n.rsplit(".", 1)[0] in _classifier_names(net)]
+    if heads:
         raise TeacherError(
-            f"model.teacher.timm_name={name!r} could not be built{' with pretrained weights' if pretrained else ''} "
-            f"({type(err).__name__}: {str(err)[:200]}); without network access use model.teacher.checkpoint."
-        ) from err
+            f"model.teacher.pretrained={pretrained}: the weights' classifier does not fit the {num_classes} classes "
+            f"of the data, so the teacher's head ({', '.join(heads)}) would be random. A teacher must have been "
+            "trained on this dataset: fine-tune one (vitbench-train model=cnn size=pretrained ...), export it with "
+            "vitbench-export, and give that folder."
+        )
     cfg = timm.data.resolve_data_config(model=net)
     chans, size, _ = cfg["input_size"]
     return net, (list(cfg["mean"]), list(cfg["std"]), size, chans)
+
+
+def _classifier_names(net: nn.Module) -> set[str]:
+    """The module names of a timm network's classifier(s), from its pretrained config."""
+    names = (getattr(net, "pretrained_cfg", None) or {}).get("classifier") or ()
+    return {names} if isinstance(names, str) else set(names)

@@ -10,6 +10,7 @@ from vitbench.compare.records import find_runs, load_records
 from vitbench.compare.report import sections_markdown, task_sections, write_report
 from vitbench.compare.table import failed_runs
 from vitbench.compare.wandb_runs import find_wandb_runs
+from vitbench.run.outpath import output_folder
 
 
 def default_out(paths: list[Path]) -> Path:
@@ -28,7 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("paths", nargs="*", type=Path, help="run folders, sweep folders, or folders of them")
     parser.add_argument(
-        "--out", type=Path, help="report folder (default: the sweep folder, else ./comparison)"
+        "--out",
+        type=Path,
+        help="the folder that receives the report (default: the sweep folder, else ./comparison)",
     )
     parser.add_argument(
         "--metric", action="append", metavar="KEY",
@@ -54,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give at least one run or sweep folder, or --wandb ENTITY/PROJECT --group G")
 
     try:
+        out = output_folder(
+            args.out or default_out(args.paths),
+            "vitbench-compare",
+            "results.md, results.csv, report.html, plots",
+        )
         records = find_runs(args.paths) if args.paths else []
         if args.wandb:
             records += find_wandb_runs(args.wandb, args.group)
@@ -72,9 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.reference and args.reference not in set(df["model"].dropna().astype(str)):
         print(f"vitbench-compare: --reference {args.reference}: no run of that model here", file=sys.stderr)
         return 2
-    paths = write_report(
-        df, args.out or default_out(args.paths), metrics=args.metric, reference=args.reference
-    )
+    paths = write_report(df, out, metrics=args.metric, reference=args.reference)
     print(sections_markdown(task_sections(df)))  # one table per task
     numeric = paths.get("results_md").read_text().split("\n### ", 1)
     if len(numeric) > 1:  # the tables against each numeric swept key

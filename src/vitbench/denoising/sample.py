@@ -14,6 +14,7 @@ import torch
 from vitbench.denoising.denoiser import DenoiserModule
 from vitbench.denoising.samples import save_samples, to_uint8
 from vitbench.run.checkpoints import find_checkpoint
+from vitbench.run.outpath import output_folder
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,7 +29,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--cfg-scale", type=float, help="guidance scale (default: the run's model.cfg_scale)")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
-    parser.add_argument("--out", type=Path, help="output folder (default: beside the checkpoint's run)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="the folder that receives samples.pt and samples.png (default: <run folder>/sampled)",
+    )
     return parser
 
 
@@ -43,6 +48,8 @@ def positive_int(text: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.out is not None:  # before the sampling's minutes, not after
+            output_folder(args.out, "vitbench-sample", "samples.pt, samples.png")
         checkpoint = find_checkpoint(args.checkpoint)
         model = DenoiserModule.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True)
         if torch.cuda.is_available():

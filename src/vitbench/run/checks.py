@@ -13,7 +13,8 @@ from omegaconf import DictConfig, OmegaConf
 NUMBER_KEYS = {
     "seed": int, "trainer.max_epochs": int, "data.batch_size": int, "data.num_workers": int,
     "data.val_size": int, "data.train_subset": int, "model.optimizer.lr": float,
-    "model.optimizer.weight_decay": float, "model.label_smoothing": float,
+    "model.optimizer.weight_decay": float, "model.label_smoothing": float, "model.drop_path_rate": float,
+    "model.optimizer.layer_decay": float,
 }  # fmt: skip
 
 
@@ -63,3 +64,12 @@ def check_num_heads(num_heads: int, width: int, width_key: str = "embed_dim") ->
         f"the divisors of {width} (e.g. {', '.join(map(str, sorted(near)))}), or set model.{width_key} to a "
         f"multiple of {num_heads} (e.g. {max(num_heads, (width // max(num_heads, 1)) * num_heads)})."
     )
+
+
+def check_rate(key: str, value: float, usual: str) -> None:
+    """Raise ValueError unless ``value`` (a drop or drop-path probability) lies in [0, 1): at 1 every
+    sample would be dropped, and torch only says so inside the first training step."""
+    if not 0.0 <= value < 1.0:
+        raise ValueError(
+            f"{key}={value} must lie in [0, 1): it is a probability of dropping; {usual} is usual."
+        )
