@@ -205,3 +205,27 @@ def test_experiment_finetune_builds_the_cited_architectures(model, compose_cfg):
     module = hydra.utils.instantiate(cfg.model)
     assert round(sum(p.numel() for p in module.net.parameters()) / 1e6, 2) == CITED_PARAMS_M[model]
     assert module.init_record is None  # timm's random initialisation: nothing loaded, nothing recorded
+
+
+def test_fashion_mnist_reaches_a_pretrained_network_at_its_resolution(
+    tmp_path, no_debian, monkeypatch, capsys
+):
+    """Issue 18's 224 px in miniature: Fashion-MNIST (28 px, held so in memory) into a timm ViT whose
+    weights were saved at 32 px: the batches are resized on the device, the position table loads as is."""
+    import json
+
+    from clirun import run_main
+    from data_writers import write_fashion
+
+    write_fashion(tmp_path / "fmnist", "torchvision")
+    weights = write_weights(source_net("vit", in_chans=1, img_size=32), "safetensors", tmp_path)
+    code, err = run_main(
+        "data=fashion_mnist", f"data.root={tmp_path / 'fmnist'}", "data.val_size=4", "data.batch_size=4",
+        "data.img_size=32", "debug=fast", "logger=none", "pictures=false", "size=pretrained",
+        f"model.timm_name={TIMM['vit'][1]}", "model.timm_args={patch_size:8,depth:1}", f"model.pretrained={weights}",
+        f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err[-3000:]
+    record = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert record["init"]["resized"] == {} and record["init"]["new"] == ["head.weight", "head.bias"]
+    assert 0.0 <= record["test_acc"] <= 1.0 and record["steps"] > 0

@@ -4,9 +4,9 @@ from types import SimpleNamespace
 import pytest
 import pytorch_lightning as pl
 import torch
-from data_writers import write_fashion
 
-from vitbench.data import ImageDataModule
+from data_writers import write_fashion
+from vitbench.data import ImageDataModule, normalize
 
 
 def synthetic(**overrides):
@@ -100,6 +100,31 @@ def test_config_mismatch_with_data_is_explained(tmp_path, no_debian):
     dm = ImageDataModule(img_size=28, in_chans=1, num_classes=10, **grey)
     dm.setup()
     assert dm.num_train == 16 and dm.classes[0] == "T-shirt/top"
+
+
+def test_a_fixed_size_set_stays_small_in_memory_and_is_resized_on_the_device(tmp_path, no_debian):
+    """Fashion-MNIST at data.img_size=56 (224 in a fine-tuning run): held at 28 px, batches at 56 px."""
+    write_fashion(tmp_path, "torchvision")
+    dm = ImageDataModule(
+        dataset="fashion_mnist", root=str(tmp_path), img_size=56, in_chans=1, num_classes=10, mean=(0.5,),
+        std=(0.5,), val_size=4, batch_size=4, crop_padding=2, mixup_alpha=0.8,
+    )  # fmt: skip
+    dm.setup()
+    assert dm.stored_size == 28 and dm.data_train.images.shape[1:] == (1, 28, 28)
+    x, y = first_batch(dm, training=True)
+    assert x.shape == (4, 1, 56, 56) and y.shape == (4, 10)  # cropped, flipped and mixed at 28, then resized
+    x, y = first_batch(dm, training=False)
+    normalized = (dm.data_val.images.float() / 255 - 0.5) / 0.5
+    resized = torch.nn.functional.interpolate(normalized, size=(56, 56), mode="bicubic", align_corners=False)
+    torch.testing.assert_close(x, resized)
+    # At its own size nothing is resized: the same tensors as ever.
+    same = ImageDataModule(**{**dm.hparams, "img_size": 28})
+    same.setup()
+    assert same.stored_size is None
+    assert torch.equal(first_batch(same, training=False)[0], normalize(same.data_val.images, (0.5,), (0.5,)))
+    # The channels are not converted: grey data into an RGB config is still refused.
+    with pytest.raises(ValueError, match="data.in_chans=3"):
+        ImageDataModule(**{**dm.hparams, "in_chans": 3, "mean": (0.5,) * 3, "std": (0.5,) * 3}).setup()
 
 
 def test_train_epoch_covers_the_set_in_full_batches():

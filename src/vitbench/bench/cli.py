@@ -91,7 +91,7 @@ def fixed_batch(
     """One training batch as the model receives it: ``x`` normalized float ``(B, C, H, W)``, ``y (B,)``."""
     datamodule.setup("fit")
     x, y = next(iter(datamodule.train_dataloader()))
-    return normalize(x.to(device), datamodule.mean, datamodule.std), y.to(device)
+    return normalize(x.to(device), datamodule.mean, datamodule.std, datamodule.img_size), y.to(device)
 
 
 def job_name(cfg: DictConfig) -> str:

@@ -242,7 +242,9 @@ def predict(classifier: Classifier, images: Tensor, batch_size: int, device: tor
     dtype = AUTOCAST.get(classifier.precision)
     logits = []
     for batch in images.split(batch_size):  # (B, C, H, W) uint8
-        x = normalize(batch.to(device), data["mean"], data["std"])  # (B, C, H, W) float32
+        x = normalize(
+            batch.to(device), data["mean"], data["std"], data.get("img_size")
+        )  # (B, C, H, W) float32
         with torch.autocast(device.type, dtype=dtype) if dtype else nullcontext():
             logits.append(model(x).float().cpu())
     return torch.cat(logits)

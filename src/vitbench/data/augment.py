@@ -10,18 +10,38 @@ from timm.data import Mixup
 from torch import nn
 
 
-def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """uint8 `(B, C, H, W)` in [0, 255] -> float32 `(B, C, H, W)`, `(x / 255 - mean) / std` per channel.
+def normalize(
+    x: torch.Tensor, mean: Sequence[float], std: Sequence[float], size: int | None = None
+) -> torch.Tensor:
+    """uint8 `(B, C, H, W)` in [0, 255] -> float32 `(B, C, H, W)`, `(x / 255 - mean) / std` per channel;
+    then resized to `size` x `size` by :func:`upsample` when `size` is given and differs.
 
     `mean` and `std` are on the [0, 1] scale, as torchvision and timm state them.
     """
     scale = torch.tensor([1.0 / (255.0 * s) for s in std]).view(1, -1, 1, 1)  # (1, C, 1, 1)
     shift = torch.tensor([-m / s for m, s in zip(mean, std, strict=True)]).view(1, -1, 1, 1)
     # Two in-place passes over the new float tensor instead of four: x / (255 std) - mean / std.
-    return (
+    x = (
         x.to(torch.float32)
         .mul_(scale.to(x.device, non_blocking=True))
         .add_(shift.to(x.device, non_blocking=True))
+    )
+    return x if size is None else upsample(x, size)
+
+
+def upsample(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Float images `(B, C, h, w)` -> `(B, C, size, size)` by bicubic interpolation (timm's resize), or `x`
+    itself when it has that size already.
+
+    How a dataset held in memory at its own size (Fashion-MNIST's 28 px, CIFAR's 32) reaches a network
+    at `data.img_size=224`: batch by batch on the training device, after the crop, flip and mixup at the
+    stored size, so the uint8 store stays small. Interpolation is linear, so it commutes with the
+    per-channel normalisation.
+    """
+    if x.shape[-2:] == (size, size):
+        return x
+    return F.interpolate(
+        x, size=(size, size), mode="bicubic", align_corners=False, antialias=size < x.shape[-1]
     )
 
 

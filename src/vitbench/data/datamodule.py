@@ -13,7 +13,7 @@ import torch
 import torchvision
 from torch.utils.data import DataLoader
 
-from vitbench.data.augment import BatchAugment, normalize
+from vitbench.data.augment import BatchAugment, normalize, upsample
 from vitbench.data.checks import FILE_DATASETS, DatasetName, Storage, check_arguments
 from vitbench.data.images import BadImages
 from vitbench.data.readers import make_synthetic, read_cifar, read_fashion_mnist
@@ -29,6 +29,9 @@ from vitbench.data.stream import StreamDataset, decode_all
 from vitbench.data.transforms import EvalTransform, TrainTransform
 
 log = logging.getLogger(__name__)
+
+# Datasets read at their own size; another data.img_size is reached on the device (augment.upsample).
+FIXED_SIZE = ("fashion_mnist", "cifar10", "cifar100")
 
 
 class ImageDataModule(pl.LightningDataModule):
@@ -120,6 +123,9 @@ class ImageDataModule(pl.LightningDataModule):
         self.train_indices = self.val_indices = None
         self._sources: dict[str, Any] = {}
         self.storage_used: str | None = None  # memory or stream, once setup has chosen
+        # The side of Fashion-MNIST's or CIFAR's images as held in memory when data.img_size differs:
+        # they are resized on the device, batch by batch (augment.upsample). None: held at img_size.
+        self.stored_size: int | None = None
         self._skip_batches = self._resume_epoch = 0
 
     def _read(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -138,6 +144,8 @@ class ImageDataModule(pl.LightningDataModule):
 
     def _check(self, images: torch.Tensor | None, labels: torch.Tensor, split: str) -> None:
         expected = (self.in_chans, self.img_size, self.img_size)
+        if images is not None and self._resized_on_device(images):
+            expected = tuple(images.shape[1:])
         if images is not None and tuple(images.shape[1:]) != expected:
             raise ValueError(
                 f"{self.dataset} {split} images are {tuple(images.shape[1:])} (C, H, W) but the config says "
@@ -148,6 +156,26 @@ class ImageDataModule(pl.LightningDataModule):
                 f"{self.dataset} {split} labels span {int(labels.min())}..{int(labels.max())} but "
                 f"data.num_classes={self.num_classes}; set data.num_classes={int(labels.max()) + 1}."
             )
+
+    def _resized_on_device(self, images: torch.Tensor) -> bool:
+        """Whether a fixed-size dataset's square images (Fashion-MNIST 28 px, CIFAR 32 px) with the
+        configured channels are kept at their own size and resized to img_size on the device."""
+        _, chans, height, width = images.shape
+        if (
+            self.dataset not in FIXED_SIZE
+            or chans != self.in_chans
+            or height != width
+            or height == self.img_size
+        ):
+            return False
+        if self.stored_size is None:
+            log.info(
+                "data.img_size=%d: %s's %d px images stay at %d px in memory and are resized on the device, "
+                "batch by batch (bicubic, after the crop, flip and mixup)",
+                self.img_size, self.dataset, height, height,
+            )  # fmt: skip
+        self.stored_size = height
+        return True
 
     def prepare_data(self) -> None:
         """Download once (rank 0) when `download=True`, or a Hugging Face dataset into its cache;
@@ -343,5 +371,6 @@ class ImageDataModule(pl.LightningDataModule):
         x, y = batch
         self.bad.drain()  # what workers skipped reaches the log as it happens
         if self.trainer is not None and self.trainer.training:
-            return self.augment(x, y)
-        return normalize(x, self.mean, self.std), y
+            x, y = self.augment(x, y)
+            return upsample(x, self.img_size), y
+        return normalize(x, self.mean, self.std, self.img_size), y
