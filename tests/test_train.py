@@ -18,7 +18,8 @@ def test_cli_writes_results_and_an_offline_wandb_run(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     results = json.loads((run_dir / "results.json").read_text())
-    assert tuple(results) == RESULT_KEYS
+    assert tuple(results) == (*RESULT_KEYS, "steps")
+    assert results["steps"] == 4  # debug=fast: 4 training batches of one epoch
     assert results["model"] == "vit" and results["dataset"] == "synthetic" and results["seed"] == 5
     assert "seed=5" in results["overrides"]
     assert results["params"] > 10_000 and results["gflops"] > 0

@@ -23,6 +23,7 @@ from vitbench.run.checks import check_accelerator, check_numbers
 from vitbench.run.config import CONFIG_DIR, register_resolvers, upgrade_targets
 from vitbench.run.dashboard import link_wandb_runs
 from vitbench.run.flops import forward_gflops
+from vitbench.run.init import start_network
 from vitbench.run.launch import ddp_children_run_this_job
 from vitbench.run.loggers import define_wandb_summaries, finish_wandb, log_final_hparams
 from vitbench.run.results import peak_memory_mb, write_json_atomic
@@ -56,8 +57,11 @@ def train(cfg: DictConfig) -> tuple[dict, dict[str, float]]:
     datamodule: pl.LightningDataModule = build(cfg.data)
     log.info("Model: %s", cfg.model._target_)
     model: TaskModule = build(cfg.model)
+    resumed = read_checkpoint(resume.checkpoint) if resume is not None else None
     if resume is not None:  # a bad checkpoint stops here, named, before any training
-        check_resumable(read_checkpoint(resume.checkpoint), resume.checkpoint, type(model).__name__)
+        check_resumable(resumed, resume.checkpoint, type(model).__name__)
+    # An earlier run's weights (init_from), not over a resumed run's checkpoint: what was loaded.
+    init = start_network(model, cfg.get("init_from"), resumed)
     gflops = forward_gflops(model, (cfg.data.in_chans, cfg.data.img_size, cfg.data.img_size))
     # The trained network's (a denoiser's EMA copy and a DeiT teacher are not counted).
     params = sum(p.numel() for p in model.net.parameters())
@@ -69,7 +73,9 @@ def train(cfg: DictConfig) -> tuple[dict, dict[str, float]]:
     trainer: pl.Trainer = build(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     # The resolved config, once: the modules keep their own hyperparameters out of the loggers.
     for logger in loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        logger.log_hyperparams(
+            {**OmegaConf.to_container(cfg, resolve=True), **({"init": init} if init else {})}
+        )
     define_wandb_summaries(loggers, model.monitor, model.monitor_mode)
 
     trainer.fit(model, datamodule=datamodule, ckpt_path=resume.checkpoint if resume else None)
@@ -84,6 +90,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict[str, float]]:
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
 
     speed = next((c for c in callbacks if isinstance(c, TrainSpeed)), None)
+    bad_images = datamodule.bad_images_all_ranks()  # a collective under DDP: every rank calls it
     record = {
         "task": model.task,
         "model": cfg.model_name,
@@ -97,6 +104,10 @@ def train(cfg: DictConfig) -> tuple[dict, dict[str, float]]:
         "wall_time_s": time.perf_counter() - start,
         # What this task adds (a classifier's accuracies, a denoiser's FID and samples): the model says.
         **model.run_record(metrics),
+        # Optimizer steps taken (a run ended early by experiment=pretrain_study's early stopping says so).
+        "steps": trainer.global_step,
+        # Unreadable images skipped (data.skip_bad_images=true): their count and the first paths.
+        **({"bad_images": bad_images} if bad_images["count"] else {}),
     }
     if trainer.is_global_zero:
         write_json_atomic(output_dir / "results.json", record)

@@ -11,6 +11,8 @@ from timm.layers import resample_abs_pos_embed
 from timm_weights import FILE_CLASSES, IMG, TIMM, classifier_names, module_for, source_net, write_weights
 from tiny_models import NUM_CLASSES
 
+from clirun import run_main
+from data_writers import write_fashion
 from vitbench.classification.pretrained import build_timm_net, check_timm_name
 from vitbench.classification.teacher import TeacherError, load_teacher
 
@@ -213,9 +215,6 @@ def test_fashion_mnist_reaches_a_pretrained_network_at_its_resolution(
     """Issue 18's 224 px in miniature: Fashion-MNIST (28 px, held so in memory) into a timm ViT whose
     weights were saved at 32 px: the batches are resized on the device, the position table loads as is."""
     import json
-
-    from clirun import run_main
-    from data_writers import write_fashion
 
     write_fashion(tmp_path / "fmnist", "torchvision")
     weights = write_weights(source_net("vit", in_chans=1, img_size=32), "safetensors", tmp_path)

@@ -81,7 +81,7 @@ def test_check_results_per_task():
     )
     unknown = check_results({**record, "task": "segmentation"})
     assert unknown == (
-        "corrupt results.json: task='segmentation' is unknown, expected one of classification, denoising"
+        "corrupt results.json: task='segmentation' is unknown, expected one of classification, denoising, pretraining"
     )
     old = {k: v for k, v in fake_record("vit", "0.0", 0).items() if k != "task"}
     assert check_results(old) == ""  # written before the "task" key existed: a classification run

@@ -4,7 +4,7 @@ import pytest
 import torch
 from timm.layers import Attention, PatchEmbed, SwiGLU
 
-from vitbench.denoising.dit import DiT, DiTBlock, modulate
+from vitbench.denoising.dit import DiT, DiTBlock, PaddedSwiGLU, modulate
 
 
 def test_every_block_is_the_identity_and_the_output_is_zero_at_init():
@@ -70,3 +70,28 @@ def test_gradients_reach_every_parameter_by_the_third_step(bottleneck):
     }
     assert "blocks.0.adaLN_modulation.1.weight" not in silent[1] and "blocks.0.attn.qkv.weight" in silent[1]
     assert silent[2] == set()
+
+
+def test_padded_swiglu_is_timms_swiglu_with_the_same_tensors():
+    torch.manual_seed(0)
+    padded, plain = PaddedSwiGLU(32, 21), SwiGLU(32, hidden_features=21)  # 21 units: 3 of padding inside
+    assert {k: v.shape for k, v in padded.state_dict().items()} == {
+        k: v.shape for k, v in plain.state_dict().items()
+    }
+    plain.load_state_dict(padded.state_dict())
+    x = torch.randn(4, 5, 32, requires_grad=True)
+    out_padded, out_plain = padded(x), plain(x)
+    torch.testing.assert_close(out_padded, out_plain, rtol=1e-5, atol=1e-6)
+    grads = [
+        torch.autograd.grad(out.square().sum(), [x, *m.parameters()])
+        for out, m in ((out_padded, padded), (out_plain, plain))
+    ]
+    for a, b in zip(*grads, strict=True):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_jit_uses_the_padded_swiglu_and_dit_a_gelu_mlp():
+    jit = DiT(width=128, depth=1, num_heads=4, mlp="swiglu")
+    assert isinstance(jit.blocks[0].mlp, PaddedSwiGLU) and jit.blocks[0].mlp.fc1_g.out_features == 341
+    assert not isinstance(DiT(width=128, depth=1, num_heads=4).blocks[0].mlp, SwiGLU)

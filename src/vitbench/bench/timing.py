@@ -152,6 +152,7 @@ class BareLoop:
         copy: bool = True,
     ) -> None:
         self.model = deepcopy(model) if copy else model
+        self.model.configure_model()  # model.compile: compiled as the Trainer compiles vitbench's copy
         self.model.scheduler_factory = None  # configure_optimizers then needs no Trainer
         optimizer = self.model.configure_optimizers()
         self.optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
@@ -187,8 +188,12 @@ class BareLoop:
 
 def data_pipeline(loader: Iterable, augment: Callable, windows: Windows, device: torch.device) -> list[float]:
     """Images/s of each window of the training input alone: loader batches moved to ``device``
-    and augmented (crop, flip, mixup, normalize) as the model would receive them, no model."""
-    batches = itertools.cycle(loader)
+    and augmented (crop, flip, mixup, normalize) as the model would receive them, no model.
+
+    The loader is iterated again when an epoch ends (``itertools.cycle`` would keep every batch of
+    the first epoch: gigabytes for a streamed folder at 224 px, and later epochs not read at all).
+    """
+    batches = (batch for _ in itertools.count() for batch in loader)
 
     def step() -> int:
         x, y = next(batches)

@@ -25,9 +25,11 @@ METRIC_AXES = {
     "fid": ("FID (vitbench-CNN)", 1.0),
     "sample_acc": ("sample accuracy (%)", 100.0),
     "val_loss_best": ("best validation loss", 1.0),
+    "knn_acc": ("k-NN accuracy (%)", 100.0),
+    "linear_acc": ("linear-probe accuracy (%)", 100.0),
 }
 # The metric a numeric key is plotted against when the user names none.
-HEADLINE = {"classification": "test_acc", "denoising": "fid"}
+HEADLINE = {"classification": "test_acc", "denoising": "fid", "pretraining": "linear_acc"}
 KEY_LABELS = {"data.train_subset": "training images (data.train_subset)"}
 LINE_STYLES = ("-", "--", ":", "-.")
 

@@ -17,6 +17,7 @@ from vitbench.compare.table import aggregate, group_keys, task_rows, tasks_prese
 TASK_PLOTS = {
     "classification": ("acc_vs_gflops", "acc_vs_throughput", "val_curves"),
     "denoising": ("val_loss_curves",),
+    "pretraining": ("pretraining_val_loss_curves",),
 }
 PLOTS = TASK_PLOTS["classification"]
 # How a validation curve is drawn: its y label, the scale of its values, its title.
@@ -126,4 +127,6 @@ def plot_pngs(df: pd.DataFrame, by: Sequence[str] | None = None) -> dict[str, by
     figures = _classification_figures(df, by, colors) if "classification" in tasks else {}
     if "denoising" in tasks:
         figures["val_loss_curves"] = val_curves(task_rows(df, "denoising"), colors, "val/loss")
+    if "pretraining" in tasks:  # MAE's reconstruction loss
+        figures["pretraining_val_loss_curves"] = val_curves(task_rows(df, "pretraining"), colors, "val/loss")
     return {name: png_bytes(fig) for name, fig in figures.items()}

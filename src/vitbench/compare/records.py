@@ -26,9 +26,10 @@ NUMBER_KEYS = RECORD_KEYS[RECORD_KEYS.index("params") :]
 UNFINISHED_BECAUSE = {
     "classification": "stopped before the test",
     "denoising": "stopped before the test, or tested without model.feature_cnn, the CNN that FID needs",
+    "pretraining": "stopped before the test, at whose end the encoder is probed",
 }
 # The validation metric each task's curve follows, as its LightningModule logs it.
-CURVE_METRIC = {"classification": "val/acc", "denoising": "val/loss"}
+CURVE_METRIC = {"classification": "val/acc", "denoising": "val/loss", "pretraining": "val/loss"}
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Write the comparison: results.md, results.csv, the PNG plots and a self-contained report.html.
 
-One table per task present (classification, denoising), each under its own heading.
+One table per task present (classification, denoising, pretraining), each under its own heading.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ FAILED_TITLE = "Failed or unfinished runs"
 TASK_TITLES = {
     "classification": "Classification",
     "denoising": "Denoising (FID in vitbench-CNN features; not comparable with Inception FID)",
+    "pretraining": "Pretraining (k-NN and linear-probe accuracy of the frozen encoder on the test split)",
 }
 SAMPLES_NOTE = "One grid per group of the denoising table (its run with the lowest seed), one row per class."
 # Inline style only: the report opens offline and carries no URL at all (links go to the run
@@ -167,9 +168,11 @@ def _runs_html(df: pd.DataFrame, out: Path) -> str:
         figure = ""
         if run.status == "finished":
             acc, fid = getattr(run, "test_acc", math.nan), getattr(run, "fid", math.nan)
+            linear = getattr(run, "linear_acc", math.nan)
             figure = (
-                f"test acc {100 * acc:.2f} %" if pd.notna(acc) else f"FID {fid:.2f}" if pd.notna(fid) else ""
-            )
+                f"test acc {100 * acc:.2f} %" if pd.notna(acc) else f"FID {fid:.2f}" if pd.notna(fid)
+                else f"linear probe {100 * linear:.2f} %" if pd.notna(linear) else ""
+            )  # fmt: skip
         seed = "" if pd.isna(run.seed) else str(int(run.seed))
         cells = [
             _link(source, out, source.name or str(source)),

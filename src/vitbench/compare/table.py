@@ -35,10 +35,28 @@ DENOISING_METRICS = (
     "peak_memory_mb",
     "wall_time_s",
 )
-TASK_METRICS = {"classification": METRICS, "denoising": DENOISING_METRICS}
+PRETRAINING_METRICS = (
+    "knn_acc",
+    "linear_acc",
+    "val_loss_best",
+    "test_loss",
+    "params",
+    "gflops",
+    "train_images_per_s",
+    "train_images_seen",
+    "peak_memory_mb",
+    "wall_time_s",
+)
+TASK_METRICS = {"classification": METRICS, "denoising": DENOISING_METRICS, "pretraining": PRETRAINING_METRICS}
+# An encoder's probe (vitbench-probe): shown in the other tasks' tables too when a run has one.
+PROBE_KEYS = ("knn_acc", "linear_acc")
 # How a denoising run sampled is part of what its FID means: when the runs differ in one of these
 # settings it becomes a group key, so that runs sampled differently are never averaged together.
-SAMPLING_KEYS = {"classification": (), "denoising": ("n_samples", "sampling_steps", "cfg_scale")}
+SAMPLING_KEYS = {
+    "classification": (),
+    "denoising": ("n_samples", "sampling_steps", "cfg_scale"),
+    "pretraining": (),
+}
 # Override keys that never define a group: seeds are what we average over, the rest is bookkeeping.
 IGNORED_KEYS = ("model", "seed", "ckpt_path", "tags", "group", "threads", "export_checkpoint")
 IGNORED_PREFIXES = ("hydra.", "hydra/", "paths.", "logger", "callbacks")
@@ -174,7 +192,8 @@ def aggregate(
     """
     keys = list(by) if by is not None else default_keys(df, task)
     done = group_runs(df, keys, task)
-    metrics = [*TASK_METRICS[task], *(k for k in HEAD_KEYS if k in done.columns and done[k].notna().any())]
+    optional = [k for k in (*HEAD_KEYS, *PROBE_KEYS) if k not in TASK_METRICS[task]]
+    metrics = [*TASK_METRICS[task], *(k for k in optional if k in done.columns and done[k].notna().any())]
     for metric in metrics:
         done[metric] = pd.to_numeric(done[metric], errors="coerce") if metric in done else math.nan
     stats = [f"{m}_{s}" for m in metrics for s in ("mean", "std")]
@@ -231,7 +250,20 @@ COLUMNS = {
         *SIZE_COLUMNS,
         Column("sampling images/s", "sampling_images_per_s", fmt=",.0f", std=False),
     ),
+    "pretraining": (
+        # The encoder's accuracy on frozen features (vitbench.pretraining.probe), then its own loss and cost.
+        Column("k-NN acc (%)", "knn_acc", 100),
+        Column("linear probe acc (%)", "linear_acc", 100),
+        Column("val loss best", "val_loss_best", fmt=".4f"),
+        Column("test loss", "test_loss", fmt=".4f"),
+        N_RUNS,
+        *SIZE_COLUMNS,
+        Column("images seen (M)", "train_images_seen", 1e-6, std=False),
+        Column("wall time (min)", "wall_time_s", 1 / 60, fmt=".1f"),
+    ),
 }
+# The probe's columns in a classification or denoising table whose runs were probed.
+PROBE_COLUMNS = (Column("k-NN acc (%)", "knn_acc", 100), Column("linear probe acc (%)", "linear_acc", 100))
 
 
 def _mean_std(mean: float, std: float, scale: float = 1.0, fmt: str = ".2f") -> str:
@@ -252,7 +284,8 @@ def format_table(table: pd.DataFrame, task: str = "classification") -> pd.DataFr
     """The table people read, one string per cell: the group keys, then the task's `COLUMNS`
     (accuracies in %, parameters in millions, mean ± std where the std is shown and exists)."""
     shown = table[group_keys(table)].map(_key_text)
-    for column in COLUMNS[task]:
+    probed = [c for c in PROBE_COLUMNS if c not in COLUMNS[task] and f"{c.metric}_mean" in table]
+    for column in (*COLUMNS[task], *probed):
         if column is N_RUNS:
             shown["n"] = table["n"].astype(int).astype(str)
             continue

@@ -24,6 +24,25 @@ from vitbench.run.task import TaskModule
 log = logging.getLogger(__name__)
 
 
+def check_network(img_size: int, patch_size: int, width: int, num_heads: int, norm: str, mlp: str) -> None:
+    """ValueError naming the first of :class:`DiT`'s shape arguments (config keys ``model.*``) that cannot work."""
+    check_patch_size(img_size, patch_size)
+    check_num_heads(num_heads, width, "width")
+    for key, value, choices in (("norm", norm, ("layer", "rms")), ("mlp", mlp, ("gelu", "swiglu"))):
+        if value not in choices:
+            raise ValueError(f"model.{key}={value!r} is not one of {', '.join(choices)}.")
+    if width % 4:
+        raise ValueError(
+            f"model.width={width} must be a multiple of 4 (the 2-D sin-cos position table); e.g. 128."
+        )
+
+
+def to_pixels(x: Tensor, data_mean: Tensor, data_std: Tensor) -> Tensor:
+    """Datamodule-normalised images ``(N, C, H, W)`` -> pixels in [-1, 1] (JiT's range), given the
+    normalisation's mean and std ``(1, C, 1, 1)``: what a denoiser sees, and a classifier built on its network."""
+    return (x * data_std + data_mean) * 2 - 1
+
+
 class DenoiserModule(TaskModule):
     """DiT and JiT: one module, two configs (``model=dit``, ``model=jit``).
 
@@ -81,15 +100,7 @@ class DenoiserModule(TaskModule):
         scheduler: Callable[..., LRScheduler] | None = None,
     ) -> None:  # fmt: skip
         super().__init__(optimizer, scheduler)
-        check_patch_size(img_size, patch_size)
-        check_num_heads(num_heads, width, "width")
-        for key, value, choices in (("norm", norm, ("layer", "rms")), ("mlp", mlp, ("gelu", "swiglu"))):
-            if value not in choices:
-                raise ValueError(f"model.{key}={value!r} is not one of {', '.join(choices)}.")
-        if width % 4:
-            raise ValueError(
-                f"model.width={width} must be a multiple of 4 (the 2-D sin-cos position table); e.g. 128."
-            )
+        check_network(img_size, patch_size, width, num_heads, norm, mlp)
         if not 0 <= label_drop <= 1:
             raise ValueError(
                 f"model.label_drop={label_drop} must lie in [0, 1]; 0.1 as DiT and JiT, 1 for an unconditional denoiser."
@@ -127,7 +138,7 @@ class DenoiserModule(TaskModule):
 
     def pixels(self, x: Tensor) -> Tensor:
         """Datamodule-normalised images -> pixels in [-1, 1] ``(N, C, H, W)``."""
-        return (x * self.data_std + self.data_mean) * 2 - 1
+        return to_pixels(x, self.data_mean, self.data_std)
 
     def forward(self, x: Tensor, t: Tensor | None = None, y: Tensor | None = None) -> Tensor:
         """One evaluation of the training network: ``z (N, C, H, W)``, ``t (N,)`` (default 0.5),

@@ -17,6 +17,7 @@ from functools import partial
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from timm.layers import Attention, Mlp, PatchEmbed, RmsNorm, SwiGLU, build_sincos2d_pos_embed
 from torch import Tensor, nn
 
@@ -54,6 +55,32 @@ class TimestepEmbedder(nn.Module):
         return self.mlp(torch.cat([torch.cos(args), torch.sin(args)], dim=-1))  # (N, D)
 
 
+class PaddedSwiGLU(SwiGLU):
+    """timm's SwiGLU (without its optional hidden norm) whose hidden units are padded with zeros to a
+    multiple of 8 inside the forward pass.
+
+    2/3 of a GELU MLP's width is rarely a multiple of 8 (341 at width 128), and the CPU's matrix
+    products slow down by about half on such a width: measured here, ``(4096, 128) @ (128, 341)`` at
+    46-54 GFLOP/s against 77-93 for ``@ (128, 344)``, on one core. The padded units have zero weights
+    and bias, so they output exactly 0 and pass nothing on: outputs and gradients are the unpadded
+    MLP's (to float rounding), and the parameters keep their names and shapes (``fc1_g``, ``fc1_x``,
+    ``fc2``), so checkpoints load either way.
+    """
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__(dim, hidden_features=hidden)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x (..., D)`` -> ``(..., D)``."""
+        pad = -self.fc1_g.out_features % 8
+        if not pad:
+            return super().forward(x)
+        gate = F.linear(x, F.pad(self.fc1_g.weight, (0, 0, 0, pad)), F.pad(self.fc1_g.bias, (0, pad)))
+        value = F.linear(x, F.pad(self.fc1_x.weight, (0, 0, 0, pad)), F.pad(self.fc1_x.bias, (0, pad)))
+        hidden = self.drop1(self.act(gate) * value)  # (..., hidden + pad), the padded units 0
+        return self.drop2(F.linear(hidden, F.pad(self.fc2.weight, (0, pad)), self.fc2.bias))
+
+
 class DiTBlock(nn.Module):
     """A pre-norm transformer block whose norms are modulated by the conditioning ``c (N, D)``:
     shift, scale and a gate for attention and for the MLP (adaLN-Zero, DiT Fig. 3). The
@@ -69,7 +96,7 @@ class DiTBlock(nn.Module):
         self.norm2 = make_norm(norm, dim)
         hidden = int(dim * mlp_ratio)
         if mlp == "swiglu":  # JiT's MLP; 2/3 of the hidden width keeps the parameter count of a GELU MLP
-            self.mlp = SwiGLU(dim, hidden_features=int(hidden * 2 / 3))
+            self.mlp = PaddedSwiGLU(dim, int(hidden * 2 / 3))
         else:
             self.mlp = Mlp(dim, hidden_features=hidden, act_layer=partial(nn.GELU, approximate="tanh"))
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))

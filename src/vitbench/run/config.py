@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -73,6 +74,45 @@ def nearest_divisor(n: int, target: int) -> int:
     return min((d for d in range(1, n + 1) if n % d == 0), key=lambda d: (abs(d - target), d))
 
 
+def step_budget(n_images: int, batch_size: int, epochs: float, floor: int, cap: int) -> int:
+    """Optimizer steps for `epochs` passes over `n_images` in batches of `batch_size`, kept within
+    [floor, cap]: a budget that grows with the training set (a study where the data, not a fixed
+    number of steps, decides), with a floor so that small sets still get enough updates."""
+    if not 0 < floor <= cap:
+        raise ValueError(f"vitbench.step_budget: floor {floor} and cap {cap} must satisfy 0 < floor <= cap.")
+    return int(min(cap, max(floor, round(epochs * math.ceil(n_images / batch_size)))))
+
+
+def pretrained_stat(stat: str, timm_name: str | None, pretrained: bool | str, in_chans: int) -> list[float]:
+    """``mean`` or ``std`` of the images a timm architecture[.tag]'s weights were trained on, one value
+    per input channel: the tag's pretrained config, or the config.json of a weights folder
+    (``model.pretrained=<folder>``). Other channel counts get the average (timm's rule for grey input).
+    ``size=pretrained`` sets ``data.mean`` and ``data.std`` from it; a value on the command line wins."""
+    import json
+
+    from timm.models import get_pretrained_cfg
+
+    if stat not in ("mean", "std"):
+        raise ValueError(f"vitbench.pretrained_stat: {stat!r} is not mean or std.")
+    if not timm_name:
+        raise ValueError(
+            "size=pretrained needs model.timm_name (a timm architecture, e.g. vit_small_patch16_224); "
+            "this model has none: use it with model=vit, deit, swin, efficientvit or cnn."
+        )
+    folder = Path(str(pretrained)).expanduser() if isinstance(pretrained, str) else None
+    if folder is not None and (folder / "config.json").is_file():
+        values = json.loads((folder / "config.json").read_text()).get("pretrained_cfg", {}).get(stat)
+    else:
+        cfg = get_pretrained_cfg(str(timm_name))
+        values = getattr(cfg, stat, None) if cfg is not None else None
+    values = [
+        float(v) for v in (values or ((0.485, 0.456, 0.406) if stat == "mean" else (0.229, 0.224, 0.225)))
+    ]
+    if len(values) != in_chans:
+        values = [sum(values) / len(values)] * in_chans
+    return values
+
+
 # What a module that does not say otherwise is judged by (a classifier's settings).
 TASK_DEFAULTS = {
     "task": "classification",
@@ -140,6 +180,8 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("vitbench.wandb_offline", wandb_offline, replace=True)
     OmegaConf.register_new_resolver("vitbench.group", run_group, replace=True)
     OmegaConf.register_new_resolver("vitbench.task", task_setting, replace=True)
+    OmegaConf.register_new_resolver("vitbench.step_budget", step_budget, replace=True)
     OmegaConf.register_new_resolver("vitbench.nearest_divisor", nearest_divisor, replace=True)
+    OmegaConf.register_new_resolver("vitbench.pretrained_stat", pretrained_stat, replace=True)
     OmegaConf.register_new_resolver("vitbench.threads_per_job", threads_per_job, replace=True)
     OmegaConf.register_new_resolver("vitbench.pid", os.getpid, use_cache=True, replace=True)

@@ -39,9 +39,12 @@ TASK_KEYS = {
         "cfg_scale",
         "sampling_images_per_s",
     ),
+    # Self-supervised: the reconstruction loss, and the encoder's k-NN and linear-probe accuracy on
+    # frozen features (any run gets the last two, and "probe", from vitbench-probe).
+    "pretraining": ("val_loss_best", "test_loss", "knn_acc", "linear_acc", "train_images_seen"),
 }
 # The figure without which a run of the task did not finish (it is written at the test's end).
-FINAL_KEY = {"classification": "test_acc", "denoising": "fid"}
+FINAL_KEY = {"classification": "test_acc", "denoising": "fid", "pretraining": "knn_acc"}
 RESULT_KEYS = (*COMMON_KEYS, *TASK_KEYS["classification"])
 
 

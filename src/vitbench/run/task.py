@@ -17,9 +17,10 @@ from typing import Any, ClassVar
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from timm.optim import param_groups_weight_decay
 from torch import Tensor, nn
 from torch.optim.lr_scheduler import LRScheduler
+
+from vitbench.run.optim import check_layer_decay, param_groups, split_layer_decay
 
 DEFAULT_LR = 1e-3
 DEFAULT_WEIGHT_DECAY = 0.05
@@ -38,7 +39,9 @@ class TaskModule(pl.LightningModule):
         optimizer: Partial optimizer taking the parameter groups, e.g. Hydra's
             ``functools.partial(torch.optim.AdamW, lr=..., weight_decay=...)``. Its
             ``weight_decay`` keyword is applied to weights only (not to norms, biases,
-            position embeddings or tokens). Default AdamW(lr=1e-3, weight_decay=0.05).
+            position embeddings or tokens). Default AdamW(lr=1e-3, weight_decay=0.05). A
+            ``layer_decay`` keyword in (0, 1] is taken out of it and gives layer-wise lr decay
+            (:func:`vitbench.run.optim.param_groups`).
         scheduler: Partial ``(optimizer, total_steps) -> LRScheduler`` stepped every
             optimizer step, e.g. :func:`vitbench.run.warmup_cosine`. Default: constant lr.
     """
@@ -56,8 +59,12 @@ class TaskModule(pl.LightningModule):
         scheduler: Callable[..., LRScheduler] | None = None,
     ) -> None:
         super().__init__()
+        check_layer_decay(getattr(optimizer, "keywords", {}).get("layer_decay"))  # before any training
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
+        # How the network started when not from its random initialisation (pretrained weights, an
+        # earlier run: vitbench.run.init); saved in checkpoints, written to results.json as `init`.
+        self.init_record: dict[str, Any] | None = None
         self._rng_to_restore: dict | None = None
         # Off until the subclass calls set_speed_options with its switches.
         self.compile_net = False
@@ -81,7 +88,8 @@ class TaskModule(pl.LightningModule):
     def run_record(self, metrics: dict[str, float]) -> dict[str, Any]:
         """What this run adds to results.json beyond the common keys, from the metrics logged by
         the end of fit and test (``{"val/acc_best": ..., "test/acc": ...}``)."""
-        return {key: metrics.get(metric) for key, metric in self.record_metrics.items()}
+        record = {key: metrics.get(metric) for key, metric in self.record_metrics.items()}
+        return {**record, "init": self.init_record} if self.init_record is not None else record
 
     def set_speed_options(
         self, compile: bool = False, channels_last: bool = False, fused_attn: bool | None = None
@@ -119,6 +127,11 @@ class TaskModule(pl.LightningModule):
             for module in attention:
                 module.fused_attn = fused_attn
 
+    def trained_modules(self) -> list[nn.Module]:
+        """The modules whose parameters the optimizer trains: ``self.net``, and what a task trains
+        beside it (MAE's decoder), each with its own ``no_weight_decay`` names."""
+        return [self.net]
+
     def compiled_modules(self) -> list[nn.Module]:
         """The modules that ``compile=True`` compiles: the ones the forward pass calls."""
         return [self.net]
@@ -152,6 +165,8 @@ class TaskModule(pl.LightningModule):
         # Which variant wrote this file (a resume checks it) and the random state at this step,
         # so that a resumed run draws the same augmentations and drop-path masks as an unbroken one.
         checkpoint["vitbench"] = {"module": type(self).__name__, "rng": rng_states()}
+        if self.init_record is not None:  # a resumed run reports how its network started
+            checkpoint["vitbench"]["init"] = self.init_record
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._rng_to_restore = checkpoint.get("vitbench", {}).get("rng")
@@ -167,14 +182,11 @@ class TaskModule(pl.LightningModule):
         factory = self.optimizer_factory
         if factory is None:
             factory = _default_optimizer
+        factory, layer_decay = split_layer_decay(factory)
         keywords = getattr(factory, "keywords", {})
         weight_decay = keywords.get("weight_decay", DEFAULT_WEIGHT_DECAY)
-        no_decay_names = getattr(self.net, "no_weight_decay", lambda: set())()
-        groups = param_groups_weight_decay(self.net, weight_decay, no_weight_decay_list=no_decay_names)
-        for group in groups:
-            # Named so LearningRateMonitor logs lr/decay and lr/no_decay.
-            group["name"] = "decay" if group["weight_decay"] else "no_decay"
-        optimizer = factory(groups)
+        lr = keywords.get("lr", DEFAULT_LR)
+        optimizer = factory(param_groups(self.trained_modules(), weight_decay, lr, layer_decay))
         if self.scheduler_factory is None:
             return optimizer
         total_steps = int(self.trainer.estimated_stepping_batches)

@@ -1,0 +1,33 @@
+"""Self-supervised pretraining: MAE, and how good an encoder is on frozen features.
+
+:class:`MAEModule` (``model=mae``, ``mae.py``) is a masked autoencoder whose encoder is exactly
+``model=vit``'s timm ViT, so its weights start a classifier (``init_from``); ``masking.py`` holds
+its masks and loss, ``pictures.py`` the masked input / reconstruction / original picture of its
+test. ``probe.py`` measures an encoder by k-NN and linear-probe accuracy (at the end of every MAE
+run, and through ``vitbench-probe``, ``cli.py``, for any run); ``encoders.py`` says which features
+each kind of run gives: MAE's encoder, a classifier's pre-logits, a denoiser's block at a noise
+level. It uses the run machinery (``run/``), ``data/`` and public pieces of the two other tasks:
+``vit_arguments`` and ``ImageClassifier`` from classification, ``DenoiserModule`` and
+``DiT.forward_features`` from denoising. Public names: :class:`MAEModule`, :func:`knn_accuracy`,
+:func:`linear_probe_accuracy`, :func:`probe_encoders`, :func:`probe_data`, :class:`Setting`.
+"""
+
+from vitbench.pretraining.mae import MAEModule
+from vitbench.pretraining.probe import (
+    ProbeError,
+    Setting,
+    knn_accuracy,
+    linear_probe_accuracy,
+    probe_data,
+    probe_encoders,
+)
+
+__all__ = [
+    "MAEModule",
+    "ProbeError",
+    "Setting",
+    "knn_accuracy",
+    "linear_probe_accuracy",
+    "probe_data",
+    "probe_encoders",
+]
