@@ -170,3 +170,15 @@ def test_a_differing_sampling_setting_becomes_a_group_key(mixed_df):
 def test_unknown_task_is_refused(mixed_df):
     with pytest.raises(ValueError, match="task='segmentation' is unknown: expected one of classification"):
         aggregate(mixed_df, task="segmentation")
+
+
+def test_the_steps_a_run_took_and_its_wall_time_show_where_records_have_them(df):
+    assert "steps" not in format_table(aggregate(df, by=["model"])).columns  # records from before the key
+    stepped = df.assign(steps=[400.0 + 100 * i for i in range(len(df))])
+    table = aggregate(stepped, by=["model"])
+    shown = format_table(table)
+    assert list(shown.columns)[-2:] == ["steps", "wall time (min)"]
+    vit = stepped[(stepped["model"] == "vit") & (stepped["status"] == "finished")]
+    row = shown[shown["model"] == "vit"].iloc[0]
+    assert row["steps"] == f"{vit['steps'].mean():,.0f} ± {vit['steps'].std():,.0f}"
+    assert row["wall time (min)"].startswith(f"{vit['wall_time_s'].mean() / 60:.1f}")

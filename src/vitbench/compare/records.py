@@ -12,13 +12,13 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from vitbench.run.results import COMMON_KEYS, FINAL_KEY, TASK_KEYS, task_of
+from vitbench.run.results import COMMON_KEYS, FINAL_KEY, RUN_KEYS, TASK_KEYS, task_of
 
 # DeiT reports each head alone besides the combined prediction.
 HEAD_KEYS = ("val_acc_cls", "val_acc_dist", "test_acc_cls", "test_acc_dist")
 # Every key a results.json of any task may hold, common keys first.
 RECORD_KEYS = tuple(
-    dict.fromkeys([*COMMON_KEYS, *(k for keys in TASK_KEYS.values() for k in keys), *HEAD_KEYS])
+    dict.fromkeys([*COMMON_KEYS, *(k for keys in TASK_KEYS.values() for k in keys), *RUN_KEYS, *HEAD_KEYS])
 )
 # Every figure of results.json after the run's identity (task, model, dataset, seed, overrides).
 NUMBER_KEYS = RECORD_KEYS[RECORD_KEYS.index("params") :]

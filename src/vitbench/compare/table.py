@@ -12,7 +12,7 @@ from typing import NamedTuple
 import pandas as pd
 
 from vitbench.compare.records import HEAD_KEYS, override_value
-from vitbench.run.results import TASK_KEYS
+from vitbench.run.results import RUN_KEYS, TASK_KEYS
 
 METRICS = (
     "test_acc",
@@ -192,7 +192,7 @@ def aggregate(
     """
     keys = list(by) if by is not None else default_keys(df, task)
     done = group_runs(df, keys, task)
-    optional = [k for k in (*HEAD_KEYS, *PROBE_KEYS) if k not in TASK_METRICS[task]]
+    optional = [k for k in (*HEAD_KEYS, *PROBE_KEYS, *RUN_KEYS) if k not in TASK_METRICS[task]]
     metrics = [*TASK_METRICS[task], *(k for k in optional if k in done.columns and done[k].notna().any())]
     for metric in metrics:
         done[metric] = pd.to_numeric(done[metric], errors="coerce") if metric in done else math.nan
@@ -264,6 +264,11 @@ COLUMNS = {
 }
 # The probe's columns in a classification or denoising table whose runs were probed.
 PROBE_COLUMNS = (Column("k-NN acc (%)", "knn_acc", 100), Column("linear probe acc (%)", "linear_acc", 100))
+# What a run cost, where its record says how many steps it took (early stopping makes it vary).
+RUN_COLUMNS = (
+    Column("steps", "steps", fmt=",.0f"),
+    Column("wall time (min)", "wall_time_s", 1 / 60, fmt=".1f"),
+)
 
 
 def _mean_std(mean: float, std: float, scale: float = 1.0, fmt: str = ".2f") -> str:
@@ -285,7 +290,9 @@ def format_table(table: pd.DataFrame, task: str = "classification") -> pd.DataFr
     (accuracies in %, parameters in millions, mean ± std where the std is shown and exists)."""
     shown = table[group_keys(table)].map(_key_text)
     probed = [c for c in PROBE_COLUMNS if c not in COLUMNS[task] and f"{c.metric}_mean" in table]
-    for column in (*COLUMNS[task], *probed):
+    headers = {c.header for c in COLUMNS[task]}
+    cost = [c for c in RUN_COLUMNS if c.header not in headers] if "steps_mean" in table else []
+    for column in (*COLUMNS[task], *probed, *cost):
         if column is N_RUNS:
             shown["n"] = table["n"].astype(int).astype(str)
             continue

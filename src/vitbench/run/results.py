@@ -44,6 +44,9 @@ TASK_KEYS = {
     "pretraining": ("val_loss_best", "test_loss", "knn_acc", "linear_acc", "train_images_seen"),
 }
 # The figure without which a run of the task did not finish (it is written at the test's end).
+# What train.py adds for every task after the task's keys: the optimizer steps the run took (one ended
+# early by early stopping says so; experiment=pretrain_study reports them beside accuracy).
+RUN_KEYS = ("steps",)
 FINAL_KEY = {"classification": "test_acc", "denoising": "fid", "pretraining": "knn_acc"}
 RESULT_KEYS = (*COMMON_KEYS, *TASK_KEYS["classification"])
 
