@@ -3,8 +3,8 @@ ClassLabel names; every wrong path, column and split named with what is there.""
 
 import pytest
 import torch
-from data_writers import save_hf_dataset, write_photo_folder
 
+from data_writers import save_hf_dataset, write_photo_folder
 from vitbench.data import ImageDataModule
 
 NO_AUG = dict(scale=(1.0, 1.0), ratio=(1.0, 1.0), hflip=False, crop_pct=1.0, crop_padding=0)

@@ -5,10 +5,10 @@ import io
 import numpy as np
 import pytest
 import torch
-from data_writers import truncate, write_photo_folder
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from data_writers import truncate, write_photo_folder
 from vitbench.data import BadImageError, FolderSource, decode, read_image_folder
 from vitbench.data.images import BadImages, check_same_classes
 from vitbench.data.stream import decode_all

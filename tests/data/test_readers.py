@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from data_writers import write_cifar, write_fashion, write_png_folder
 
+from data_writers import write_cifar, write_fashion, write_png_folder
 from vitbench.data import make_synthetic, read_cifar, read_fashion_mnist, read_image_folder
 
 

@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from data_writers import truncate, write_photo_folder
 
+from data_writers import truncate, write_photo_folder
 from vitbench.data import BadImageError, EpochRandomSampler, EpochShareSampler, ImageDataModule, StreamDataset
 
 # Augmentation off: the whole (square) image, no flip, eval crop of 100 %: only the resize is left.

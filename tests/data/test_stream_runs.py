@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from data_writers import save_hf_dataset, write_photo_folder
 
 from clirun import assert_stops_cleanly, start
+from data_writers import save_hf_dataset, write_photo_folder
 from vitbench.train import train
 
 BIG = os.environ.get("VITBENCH_STREAM_FOLDER")
