@@ -129,3 +129,20 @@ def test_a_missing_run_is_named(compose_cfg, tmp_path):
     model = hydra.utils.instantiate(compose_cfg(*RUN).model)
     with pytest.raises(ValueError, match=r"init_from=.*nowhere: .* is neither a .ckpt file nor a run folder"):
         start_network(model, str(tmp_path / "nowhere"), None)
+
+
+def test_an_encoder_of_another_shape_is_refused_naming_the_first_tensor(compose_cfg, tmp_path):
+    """A MAE encoder whose MLP is wider: most tensors would load and the MLPs start at random, so refused."""
+    from vitbench.pretraining import MAEModule
+
+    cfg = compose_cfg("model=mae", *RUN).model
+    wider = hydra.utils.instantiate(cfg, mlp_ratio=4.0)  # the ViT's is 2.0
+    torch.save({"state_dict": wider.state_dict(), "vitbench": {"module": "MAEModule"}}, tmp_path / "mae.ckpt")
+    assert isinstance(wider, MAEModule)
+    model = hydra.utils.instantiate(compose_cfg(*RUN).model)
+    before = {k: v.clone() for k, v in model.net.state_dict().items()}
+
+    with pytest.raises(ValueError, match=r"init_from=.*mae.ckpt: the MAEModule's tensor blocks.0.mlp.fc1.weight is "
+                       r"512x128 but this run's is 256x128: its network is another shape"):  # fmt: skip
+        start_network(model, str(tmp_path / "mae.ckpt"), None)
+    assert all(torch.equal(v, before[k]) for k, v in model.net.state_dict().items())  # nothing loaded

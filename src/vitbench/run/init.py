@@ -91,8 +91,37 @@ def init_from_run(module: TaskModule, source: Path) -> dict[str, Any]:
         "init_from takes a run of the same network (another dataset or number of classes, or a "
         "pretraining run whose encoder is this network); pass such a run, or drop init_from",
     )
+    check_shapes(module.net, tensors, record, f"init_from={source}", origin)
     module.net.load_state_dict(state)
     return record
+
+
+def check_shapes(
+    net: nn.Module, tensors: dict[str, Tensor], record: dict[str, Any], key: str, origin: str
+) -> None:
+    """Raise ValueError naming the first tensor of the file whose name ``net`` has but whose shape
+    differs (a position table resampled and the classifier excepted): an encoder of another width,
+    depth of MLP or patch would otherwise start those layers at random while the rest loads."""
+    heads = head_parameter_names(net)
+    state = net.state_dict()
+    for name in record["new"]:
+        if name in tensors and name not in heads and name not in record["resized"]:
+            raise ValueError(
+                f"{key}: the {origin}'s tensor {name} is {shape_text(tensors[name])} but this run's is "
+                f"{shape_text(state[name])}: its network is another shape. Build this run with the source "
+                "run's architecture (the same model.* size keys: width or embed_dim, mlp_ratio, patch_size, "
+                "in_chans), or drop init_from."
+            )
+
+
+def head_parameter_names(net: nn.Module) -> set[str]:
+    """Names of the parameters of ``net``'s classifier(s), by timm's ``get_classifier()`` (DeiT's two
+    heads); empty for a network without one."""
+    get = getattr(net, "get_classifier", None)
+    found = get() if callable(get) else ()
+    heads = found if isinstance(found, tuple | list) else (found,)
+    ids = {id(p) for head in heads if isinstance(head, nn.Module) for p in head.parameters()}
+    return {name for name, p in net.named_parameters() if id(p) in ids}
 
 
 def match_tensors(net: nn.Module, tensors: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Any]]:
