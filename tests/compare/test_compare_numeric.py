@@ -40,6 +40,22 @@ def test_gap_to_the_cnn_is_paired_by_seed(study):
     assert gaps["gap_std"].tolist() == pytest.approx([0.0, 0.0, 0.0], abs=1e-12)  # the seed shift cancels
 
 
+def test_rows_the_reference_never_varies_pair_with_it_by_size_and_seed(study):
+    """A study's ViT fine-tuned from a pretraining run (init_from, set only on its rows) gets its gap
+    to the one CNN of each size and seed, as the ViT from scratch does."""
+    _, df = study
+    vit = df[df["model"] == "vit"]
+    pretrained = vit.assign(
+        overrides=[[*o, "init_from=mae/run"] for o in vit["overrides"]], test_acc=vit["test_acc"] + 0.05
+    )
+    both = pd.concat([df, pretrained], ignore_index=True)
+    keys = ["model", "data.train_subset", "init_from"]
+    gaps = gap_table(both, keys, "data.train_subset", "test_acc", "cnn")
+    assert gaps["init_from"].tolist() == ["(default)", "mae/run"] * 3 and gaps["n"].tolist() == [2] * 6
+    scratch = [v - c for v, c in zip(STUDY_ACC["vit"], STUDY_ACC["cnn"], strict=True)]
+    assert gaps["gap_mean"].tolist() == pytest.approx([g + d for g in scratch for d in (0.0, 0.05)])
+
+
 def test_plot_has_a_line_and_band_per_model_on_a_log_axis(study):
     _, df = study
     table = aggregate(df)

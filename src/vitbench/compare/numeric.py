@@ -119,7 +119,9 @@ def gap_table(
     df: pd.DataFrame, keys: Sequence[str], key: str, metric: str, reference: str, task: str = "classification"
 ) -> pd.DataFrame:
     """The difference in `metric` between each model and `reference` at each value of `key` (and
-    of the other group keys), paired by seed: run minus the reference's run of the same seed.
+    of the other group keys the reference's runs vary), paired by seed: run minus the reference's run
+    of the same seed. A key the reference never varies (`init_from`, `model.finetune`: set only for
+    other rows) is not paired on, so every row of a study gets its gap to the one reference.
 
     Returns:
         One row per model and group: the group keys, `n` (pairs), `gap_mean`, `gap_std` (ddof=1),
@@ -128,8 +130,10 @@ def gap_table(
     runs = group_runs(df, keys, task)
     runs = runs[runs[key] != DEFAULT].copy()
     runs[metric] = pd.to_numeric(runs[metric], errors="coerce") if metric in runs else math.nan
-    pair_on = [k for k in keys if k != "model"] + ["seed"]
-    ref = runs.loc[runs["model"] == reference, [*pair_on, metric]].rename(columns={metric: "_ref"})
+    ref_runs = runs[runs["model"] == reference]
+    varied = [k for k in keys if k != "model" and (k == key or ref_runs[k].nunique(dropna=False) > 1)]
+    pair_on = [*varied, "seed"]
+    ref = ref_runs[[*pair_on, metric]].rename(columns={metric: "_ref"})
     paired = runs[runs["model"] != reference].merge(ref, on=pair_on)
     paired["gap"] = paired[metric] - paired["_ref"]
     paired = paired.dropna(subset=["gap"])
