@@ -171,3 +171,24 @@ def test_the_data_efficiency_study_gives_every_size_the_same_steps(experiment):
     )
     assert cfg.data.crop_padding > 0
     assert cfg.model.embed_dim == (192 if experiment.endswith("full") else 128)
+
+
+def test_the_pretraining_study_budget_grows_with_the_labels_between_its_floor_and_cap(compose_cfg):
+    """10 epochs of 128, at least 1,000 and at most 2,000 steps (vitbench.step_budget), with early stopping."""
+    from vitbench.run.config import step_budget
+
+    budgets = {
+        n: compose_cfg("experiment=pretrain_study", f"data.train_subset={n}").trainer.max_steps
+        for n in (1000, 7400, 20000, 55000)
+    }
+    assert budgets == {1000: 1000, 7400: 1000, 20000: 1570, 55000: 2000}
+    cfg = compose_cfg("experiment=pretrain_study", "model=vit")
+    stop = cfg.callbacks.early_stopping
+    assert (stop.monitor, stop.mode, stop.patience, cfg.trainer.val_check_interval) == (
+        "val/acc",
+        "max",
+        5,
+        100,
+    )
+    with pytest.raises(ValueError, match="floor 3 and cap 2 must satisfy 0 < floor <= cap"):
+        step_budget(100, 10, 1, 3, 2)
