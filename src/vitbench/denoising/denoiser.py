@@ -12,14 +12,13 @@ import torch
 from timm.utils import ModelEmaV3
 from torch import Tensor
 from torch.optim.lr_scheduler import LRScheduler
-from torchmetrics import MeanMetric, MinMetric
 
 from vitbench.denoising.dit import DiT
 from vitbench.denoising.fid import FeatureCNN, frechet_distance, load_feature_cnn, sample_accuracy
 from vitbench.denoising.flow import FlowMatching, Sampler
 from vitbench.denoising.samples import from_uint8, save_samples, to_uint8
 from vitbench.run.checks import check_num_heads, check_patch_size
-from vitbench.run.task import TaskModule
+from vitbench.run.task import LossTaskModule
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +42,7 @@ def to_pixels(x: Tensor, data_mean: Tensor, data_std: Tensor) -> Tensor:
     return (x * data_std + data_mean) * 2 - 1
 
 
-class DenoiserModule(TaskModule):
+class DenoiserModule(LossTaskModule):
     """DiT and JiT: one module, two configs (``model=dit``, ``model=jit``).
 
     Training (JiT, Li & He 2025, arXiv 2511.13720): ``z_t = t x + (1 - t) eps`` with t
@@ -131,9 +130,6 @@ class DenoiserModule(TaskModule):
         self.set_speed_options(compile=compile, fused_attn=fused_attn)
         self.ema = ModelEmaV3(self.net, decay=ema_decay, use_warmup=True)
         self.ema.requires_grad_(False)  # moved by update(), never by the optimizer (and not "trainable")
-        self.val_loss = MeanMetric()
-        self.val_loss_best = MinMetric()
-        self.val_loss_best.persistent(True)  # a resumed run keeps its best
         self._real: list[Tensor] = []
 
     def pixels(self, x: Tensor) -> Tensor:
@@ -185,18 +181,6 @@ class DenoiserModule(TaskModule):
         eps = torch.randn(x.shape, device=x.device, generator=g)
         z = self.flow.noisy(x, eps, t)
         return self.flow.loss(self.ema.module(z, t, y), x, eps, z, t)
-
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        loss = self._eval_loss(batch, batch_idx)
-        self.val_loss.update(loss, weight=len(batch[0]))
-        self.log("val/loss", self.val_loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
-        return loss
-
-    def on_validation_epoch_end(self) -> None:
-        if self.trainer.sanity_checking:  # the sanity check's few batches must not count towards the best
-            return
-        self.val_loss_best.update(self.val_loss.compute())
-        self.log("val/loss_best", self.val_loss_best.compute(), prog_bar=True, sync_dist=True)
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         loss = self._eval_loss(batch, batch_idx)

@@ -14,7 +14,6 @@ from lightly.models.utils import patchify, repeat_token, set_at_index, unpatchif
 from timm.models.vision_transformer import VisionTransformer
 from torch import Tensor, nn
 from torch.optim.lr_scheduler import LRScheduler
-from torchmetrics import MeanMetric, MinMetric
 
 from vitbench.classification.vit import vit_arguments
 from vitbench.pretraining.masking import (
@@ -25,7 +24,7 @@ from vitbench.pretraining.masking import (
     random_masking,
 )
 from vitbench.pretraining.probe import Setting, probe_data, probe_encoders
-from vitbench.run.task import TaskModule
+from vitbench.run.task import LossTaskModule
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +33,7 @@ EVAL_KEY = (
 )
 
 
-class MAEModule(TaskModule):
+class MAEModule(LossTaskModule):
     """MAE (He et al. 2021, "Masked Autoencoders Are Scalable Vision Learners", arXiv 2111.06377).
 
     ``self.net`` is exactly ``model=vit``'s ``VisionTransformer``, built by the same
@@ -115,9 +114,6 @@ class MAEModule(TaskModule):
         for module in self.decoder.modules():
             if hasattr(module, "fused_attn"):
                 module.fused_attn = fused_attn
-        self.val_loss = MeanMetric()
-        self.val_loss_best = MinMetric()
-        self.val_loss_best.persistent(True)  # a resumed run keeps its best
         self._probe: dict[str, Any] = {}
 
     def trained_modules(self) -> list[nn.Module]:
@@ -189,23 +185,11 @@ class MAEModule(TaskModule):
             self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
 
-    def _eval_loss(self, x: Tensor, batch_idx: int) -> Tensor:
-        return self.training_loss(x, generator=mask_generator(EVAL_KEY, batch_idx))[0]
-
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        loss = self._eval_loss(batch[0], batch_idx)
-        self.val_loss.update(loss, weight=len(batch[0]))
-        self.log("val/loss", self.val_loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
-        return loss
-
-    def on_validation_epoch_end(self) -> None:
-        if self.trainer.sanity_checking:  # the sanity check's few batches must not count towards the best
-            return
-        self.val_loss_best.update(self.val_loss.compute())
-        self.log("val/loss_best", self.val_loss_best.compute(), prog_bar=True, sync_dist=True)
+    def _eval_loss(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return self.training_loss(batch[0], generator=mask_generator(EVAL_KEY, batch_idx))[0]
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        loss = self._eval_loss(batch[0], batch_idx)
+        loss = self._eval_loss(batch, batch_idx)
         self.log("test/loss", loss, on_step=False, on_epoch=True, sync_dist=True)
         return loss
 

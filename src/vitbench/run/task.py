@@ -19,6 +19,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 from torch.optim.lr_scheduler import LRScheduler
+from torchmetrics import MeanMetric, MinMetric
 
 from vitbench.run.optim import check_layer_decay, param_groups, split_layer_decay
 
@@ -224,3 +225,38 @@ def set_rng_states(states: dict[str, Any]) -> None:
 
 def _default_optimizer(params: Any) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=DEFAULT_LR, weight_decay=DEFAULT_WEIGHT_DECAY)
+
+
+class LossTaskModule(TaskModule):
+    """A task judged by a validation loss, lower is better (the denoisers, MAE): its mean over each
+    validation (``val/loss``) and the best of those (``val/loss_best``, kept in checkpoints, so a
+    resumed run keeps its best; the sanity check's few batches never count).
+
+    A subclass gives ``_eval_loss(batch, batch_idx)``, its loss with every random draw fixed by the
+    batch index, so that validations are comparable from epoch to epoch.
+    """
+
+    def __init__(
+        self,
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        scheduler: Callable[..., LRScheduler] | None = None,
+    ) -> None:
+        super().__init__(optimizer, scheduler)
+        self.val_loss = MeanMetric()
+        self.val_loss_best = MinMetric()
+        self.val_loss_best.persistent(True)
+
+    def _eval_loss(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        raise NotImplementedError
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        loss = self._eval_loss(batch, batch_idx)
+        self.val_loss.update(loss, weight=len(batch[0]))
+        self.log("val/loss", self.val_loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
+        return loss
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            return
+        self.val_loss_best.update(self.val_loss.compute())
+        self.log("val/loss_best", self.val_loss_best.compute(), prog_bar=True, sync_dist=True)
