@@ -97,6 +97,8 @@ PSTUDY_LINEAR ?= model.optimizer.lr=3e-2
 pretrain-study: setup  ## Does pretraining cure the ViT's data hunger? MAE/JiT pretraining, 7 rows x 5 label counts x 2 seeds; resumable
 	$(BIN)/vitbench-train -m experiment=pretrain_study_mae ckpt_path=last hydra.sweep.dir=$(PSTUDY)/mae hydra.sweep.subdir=run $(ARGS)
 	$(BIN)/vitbench-train -m experiment=pretrain_study_jit ckpt_path=last hydra.sweep.dir=$(PSTUDY)/jit hydra.sweep.subdir=run $(ARGS)
+	@# The denoiser's own k-NN and linear probe (MAE's run probes itself at its end): once, into its results.json
+	@grep -q '"knn_acc"' $(PSTUDY)/jit/run/results.json || $(BIN)/vitbench-probe $(PSTUDY)/jit/run
 	@set -e; for n in $(PSTUDY_LABELS); do for s in $(PSTUDY_SEEDS); do \
 	  run="$(BIN)/vitbench-train -m experiment=pretrain_study data.train_subset=$$n seed=$$s ckpt_path=last $(ARGS)"; \
 	  teachers='paths.teacher_dir=$(abspath $(PSTUDY))/teachers/n$${data.train_subset}-s$${seed}'; \
