@@ -10,7 +10,7 @@ from fake_runs import STUDY_ACC, STUDY_SIZES, write_study
 from PIL import Image
 
 from vitbench.compare import aggregate, find_runs, load_records, main, write_report
-from vitbench.compare.numeric import gap_table, key_views, metric_against_key, numeric_keys
+from vitbench.compare.numeric import gap_table, key_views, metric_against_key, numeric_keys, wide_table
 from vitbench.compare.plots import model_colors
 
 
@@ -54,6 +54,32 @@ def test_rows_the_reference_never_varies_pair_with_it_by_size_and_seed(study):
     assert gaps["init_from"].tolist() == ["(default)", "mae/run"] * 3 and gaps["n"].tolist() == [2] * 6
     scratch = [v - c for v, c in zip(STUDY_ACC["vit"], STUDY_ACC["cnn"], strict=True)]
     assert gaps["gap_mean"].tolist() == pytest.approx([g + d for g in scratch for d in (0.0, 0.05)])
+
+
+def _with_pretrained(df: pd.DataFrame, *sources: str) -> pd.DataFrame:
+    """The study's runs and, per source, its ViT runs again as if fine-tuned from that run."""
+    vit = df[df["model"] == "vit"]
+    return pd.concat(
+        [df, *(vit.assign(overrides=[[*o, f"init_from={s}"] for o in vit["overrides"]]) for s in sources)],
+        ignore_index=True,
+    )
+
+
+def test_legend_names_the_keys_a_line_sets_and_paths_by_their_end(study):
+    """A study's rows read "vit" and "vit, init_from=mae/run", not "vit, init_from=(default)" and the
+    whole path; the legend sits below the axes, one label per line."""
+    _, df = study
+    table = aggregate(_with_pretrained(df, "multirun/pretrain_study/mae/run"))
+    view = wide_table(table, "data.train_subset", "test_acc_mean", "test_acc_std", 100.0)
+    assert view["model"].tolist() == ["cnn", "vit", "vit, init_from=mae/run"]
+    fig = metric_against_key(table, "data.train_subset", "test_acc", model_colors(table["model"]))
+    (legend,) = fig.legends
+    assert [text.get_text() for text in legend.get_texts()] == view["model"].tolist()
+    assert fig.axes[0].get_legend() is None
+    # Two sources with the same last parts keep their whole paths, so no two lines read the same.
+    table = aggregate(_with_pretrained(df, "a/ps/mae/run", "b/ps/mae/run"))
+    view = wide_table(table, "data.train_subset", "test_acc_mean", "test_acc_std", 100.0)
+    assert view["model"].tolist() == ["cnn", "vit", "vit, init_from=a/ps/mae/run", "vit, init_from=b/ps/mae/run"]
 
 
 def test_plot_has_a_line_and_band_per_model_on_a_log_axis(study):

@@ -63,20 +63,37 @@ class Line(NamedTuple):
     rows: pd.DataFrame  # sorted by x, with the x value in column "_x"
 
 
+def value_text(value: object) -> str:
+    """A group value as a legend or a table row shows it: a path by its last two parts
+    (``multirun/pretrain_study/mae/run`` -> ``mae/run``)."""
+    parts = [part for part in str(value).split("/") if part]
+    return "/".join(parts[-2:]) if len(parts) > 2 else str(value)
+
+
 def _lines(table: pd.DataFrame, key: str) -> Iterator[Line]:
-    """One line per model and value of the other group keys, over the rows that set `key`."""
+    """One line per model and value of the other group keys, over the rows that set `key`. Its
+    label names the model and the keys its runs set (not those left at their default), a path by
+    its last two parts unless two lines would then read the same."""
     others = [k for k in group_keys(table) if k not in ("model", key)]
     rows = table[table[key] != DEFAULT].copy()
     rows["_x"] = rows[key].map(as_number)
     styles: dict[tuple, str] = {}
+    found = []
     for group, part in rows.groupby(["model", *others], sort=True, dropna=False):
         group = group if isinstance(group, tuple) else (group,)
         model, rest = str(group[0]), tuple(group[1:])
         style = styles.setdefault(rest, LINE_STYLES[len(styles) % len(LINE_STYLES)])
-        label = ", ".join(
-            [model, *(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in zip(others, rest, strict=True))]
-        )
-        yield Line(label, model, style, part.sort_values("_x"))
+        found.append((model, rest, style, part.sort_values("_x")))
+
+    def label(model: str, rest: tuple, shorten: bool) -> str:
+        text = value_text if shorten else str
+        named = (f"{k.rsplit('.', 1)[-1]}={text(v)}" for k, v in zip(others, rest, strict=True) if v != DEFAULT)
+        return ", ".join([model, *named])
+
+    short = [label(model, rest, True) for model, rest, _, _ in found]
+    shorten = len(set(short)) == len(short)
+    for model, rest, style, part in found:
+        yield Line(label(model, rest, shorten), model, style, part)
 
 
 def _log_x_if_a_decade(ax, xs: pd.Series) -> None:
@@ -94,23 +111,36 @@ def _band_plot(ax, lines: Sequence[Line], mean: str, std: str, scale: float, col
         ax.fill_between(x, y - spread, y + spread, color=colors[line.model], alpha=0.18, linewidth=0)
     if lines:
         _log_x_if_a_decade(ax, pd.concat([line.rows["_x"] for line in lines]))
-        ax.legend(title="model", fontsize=8)
+        # Below the axes, where a study's many long labels hide no point.
+        labels = ax.get_legend_handles_labels()[1]  # the lines', and a reference line's if drawn
+        ax.figure.legend(loc="outside lower center", ncols=_legend_columns(labels), fontsize=8)
     ax.grid(alpha=0.3, which="both")
+
+
+def _legend_columns(labels: Sequence[str]) -> int:
+    """Two columns for a long legend of short labels; one where a label would not fit half the width."""
+    return 2 if len(labels) > 3 and max(map(len, labels)) <= 40 else 1
+
+
+def _figure(labels: Sequence[str]) -> Figure:
+    """A figure for a plot whose legend, below the axes, has `labels`: taller by its rows."""
+    rows = math.ceil(len(labels) / _legend_columns(labels)) if labels else 0
+    return Figure(figsize=(6.4, 4.2 + 0.22 * rows), layout="constrained")
 
 
 def metric_against_key(table: pd.DataFrame, key: str, metric: str, colors: dict[str, str]) -> Figure:
     """`metric` (mean over seeds, band ± std) of each model against the numeric group key `key`
     of an `aggregate` table."""
     label, scale = axis_label(metric)
-    fig = Figure(figsize=(6.4, 4.6), layout="constrained")
-    ax = fig.add_subplot()
     lines = [line for line in _lines(table, key) if line.rows[f"{metric}_mean"].notna().any()]
+    fig = _figure([line.label for line in lines])
+    ax = fig.add_subplot()
     _band_plot(ax, lines, f"{metric}_mean", f"{metric}_std", scale, colors)
     name = label.split(" (")[0]
     ax.set(
         xlabel=KEY_LABELS.get(key, key),
         ylabel=label,
-        title=f"{name[0].upper() + name[1:]} against {key} (band: ± 1 std over seeds)",
+        title=f"{name[0].upper() + name[1:]} against {key}\n(band: ± 1 std over seeds)",
     )
     return fig
 
@@ -152,15 +182,16 @@ def gap_against_key(
     """The `gap_table` of each model to `reference` against `key`, with the reference at 0."""
     label, scale = axis_label(metric)
     unit = "points" if scale == 100.0 else ""
-    fig = Figure(figsize=(6.4, 4.6), layout="constrained")
+    lines = list(_lines(gaps, key))
+    fig = _figure([f"{reference} (reference)", *(line.label for line in lines)])
     ax = fig.add_subplot()
     ax.axhline(0.0, color="black", linewidth=1, label=f"{reference} (reference)")
-    _band_plot(ax, list(_lines(gaps, key)), "gap_mean", "gap_std", scale, colors)
+    _band_plot(ax, lines, "gap_mean", "gap_std", scale, colors)
     name = label.split(" (")[0]
     ax.set(
         xlabel=KEY_LABELS.get(key, key),
         ylabel=f"{name} minus {reference}'s {unit}".strip(),
-        title=f"Gap to {reference} against {key} (same seed; band: ± 1 std)",
+        title=f"Gap to {reference} against {key}\n(paired by seed; band: ± 1 std)",
     )
     return fig
 
