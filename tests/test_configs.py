@@ -182,6 +182,8 @@ def test_the_pretraining_study_budget_grows_with_the_labels_between_its_floor_an
         for n in (1000, 7400, 20000, 55000)
     }
     assert budgets == {1000: 1000, 7400: 1000, 20000: 1570, 55000: 2000}
+    twice = compose_cfg("experiment=pretrain_study", "data.train_subset=20000", "budget_scale=2")
+    assert twice.trainer.max_steps == 3140  # the budget check: the same runs with twice the steps
     cfg = compose_cfg("experiment=pretrain_study", "model=vit")
     stop = cfg.callbacks.early_stopping
     assert (stop.monitor, stop.mode, stop.patience, cfg.trainer.val_check_interval) == (
@@ -192,3 +194,5 @@ def test_the_pretraining_study_budget_grows_with_the_labels_between_its_floor_an
     )
     with pytest.raises(ValueError, match="floor 3 and cap 2 must satisfy 0 < floor <= cap"):
         step_budget(100, 10, 1, 3, 2)
+    with pytest.raises(ValueError, match="scale 0 must be > 0"):
+        step_budget(100, 10, 1, 2, 3, 0)

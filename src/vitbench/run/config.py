@@ -74,13 +74,16 @@ def nearest_divisor(n: int, target: int) -> int:
     return min((d for d in range(1, n + 1) if n % d == 0), key=lambda d: (abs(d - target), d))
 
 
-def step_budget(n_images: int, batch_size: int, epochs: float, floor: int, cap: int) -> int:
+def step_budget(n_images: int, batch_size: int, epochs: float, floor: int, cap: int, scale: float = 1) -> int:
     """Optimizer steps for `epochs` passes over `n_images` in batches of `batch_size`, kept within
     [floor, cap]: a budget that grows with the training set (a study where the data, not a fixed
-    number of steps, decides), with a floor so that small sets still get enough updates."""
+    number of steps, decides), with a floor so that small sets still get enough updates. `scale`
+    multiplies the result: the same runs with twice the budget say whether the budget binds."""
     if not 0 < floor <= cap:
         raise ValueError(f"vitbench.step_budget: floor {floor} and cap {cap} must satisfy 0 < floor <= cap.")
-    return int(min(cap, max(floor, round(epochs * math.ceil(n_images / batch_size)))))
+    if not scale > 0:
+        raise ValueError(f"vitbench.step_budget: scale {scale} must be > 0 (1: the budget itself, 2: twice it).")
+    return int(round(scale * min(cap, max(floor, round(epochs * math.ceil(n_images / batch_size))))))
 
 
 def pretrained_stat(stat: str, timm_name: str | None, pretrained: bool | str, in_chans: int) -> list[float]:
