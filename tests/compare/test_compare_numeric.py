@@ -79,7 +79,12 @@ def test_legend_names_the_keys_a_line_sets_and_paths_by_their_end(study):
     # Two sources with the same last parts keep their whole paths, so no two lines read the same.
     table = aggregate(_with_pretrained(df, "a/ps/mae/run", "b/ps/mae/run"))
     view = wide_table(table, "data.train_subset", "test_acc_mean", "test_acc_std", 100.0)
-    assert view["model"].tolist() == ["cnn", "vit", "vit, init_from=a/ps/mae/run", "vit, init_from=b/ps/mae/run"]
+    assert view["model"].tolist() == [
+        "cnn",
+        "vit",
+        "vit, init_from=a/ps/mae/run",
+        "vit, init_from=b/ps/mae/run",
+    ]
 
 
 def test_plot_has_a_line_and_band_per_model_on_a_log_axis(study):

@@ -87,7 +87,9 @@ def _lines(table: pd.DataFrame, key: str) -> Iterator[Line]:
 
     def label(model: str, rest: tuple, shorten: bool) -> str:
         text = value_text if shorten else str
-        named = (f"{k.rsplit('.', 1)[-1]}={text(v)}" for k, v in zip(others, rest, strict=True) if v != DEFAULT)
+        named = (
+            f"{k.rsplit('.', 1)[-1]}={text(v)}" for k, v in zip(others, rest, strict=True) if v != DEFAULT
+        )
         return ", ".join([model, *named])
 
     short = [label(model, rest, True) for model, rest, _, _ in found]

@@ -82,7 +82,9 @@ def step_budget(n_images: int, batch_size: int, epochs: float, floor: int, cap: 
     if not 0 < floor <= cap:
         raise ValueError(f"vitbench.step_budget: floor {floor} and cap {cap} must satisfy 0 < floor <= cap.")
     if not scale > 0:
-        raise ValueError(f"vitbench.step_budget: scale {scale} must be > 0 (1: the budget itself, 2: twice it).")
+        raise ValueError(
+            f"vitbench.step_budget: scale {scale} must be > 0 (1: the budget itself, 2: twice it)."
+        )
     return int(round(scale * min(cap, max(floor, round(epochs * math.ceil(n_images / batch_size))))))
 
 
