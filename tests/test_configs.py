@@ -175,7 +175,7 @@ def test_the_data_efficiency_study_gives_every_size_the_same_steps(experiment):
 
 def test_the_pretraining_study_budget_grows_with_the_labels_between_its_floor_and_cap(compose_cfg):
     """10 epochs of 128, at least 1,000 and at most 2,000 steps (vitbench.step_budget), with early stopping."""
-    from vitbench.run.config import step_budget
+    from vitbench.run.config import part_of_budget, step_budget
 
     budgets = {
         n: compose_cfg("experiment=pretrain_study", f"data.train_subset={n}").trainer.max_steps
@@ -184,6 +184,11 @@ def test_the_pretraining_study_budget_grows_with_the_labels_between_its_floor_an
     assert budgets == {1000: 1000, 7400: 1000, 20000: 1570, 55000: 2000}
     twice = compose_cfg("experiment=pretrain_study", "data.train_subset=20000", "budget_scale=2")
     assert twice.trainer.max_steps == 3140  # the budget check: the same runs with twice the steps
+    # Early stopping only in the last quarter of the budget, where the cosine schedule's rate is low.
+    assert twice.trainer.min_steps == 2355
+    assert compose_cfg("experiment=pretrain_study", "data.train_subset=1000").trainer.min_steps == 750
+    never = compose_cfg("experiment=pretrain_study", "data.train_subset=1000", "early_stopping_from=1")
+    assert never.trainer.min_steps == never.trainer.max_steps == 1000
     cfg = compose_cfg("experiment=pretrain_study", "model=vit")
     stop = cfg.callbacks.early_stopping
     assert (stop.monitor, stop.mode, stop.patience, cfg.trainer.val_check_interval) == (
@@ -196,3 +201,5 @@ def test_the_pretraining_study_budget_grows_with_the_labels_between_its_floor_an
         step_budget(100, 10, 1, 3, 2)
     with pytest.raises(ValueError, match="scale 0 must be > 0"):
         step_budget(100, 10, 1, 2, 3, 0)
+    with pytest.raises(ValueError, match=r"fraction 1.5 must lie in \[0, 1\]"):
+        part_of_budget(1000, 1.5)

@@ -88,6 +88,20 @@ def step_budget(n_images: int, batch_size: int, epochs: float, floor: int, cap: 
     return int(round(scale * min(cap, max(floor, round(epochs * math.ceil(n_images / batch_size))))))
 
 
+def part_of_budget(steps: int, fraction: float) -> int:
+    """`fraction` of a run's `steps`, rounded: the step before which early stopping may not end it.
+
+    Under a cosine schedule validation accuracy rises most in the budget's last part, where the learning
+    rate is small; a plateau at the peak rate is no sign of convergence (the 55,000-label CNN of the
+    pretraining study's budget check stopped at 1,900 of 4,000 steps, 2 points under its 2,000-step run)."""
+    if not 0 <= fraction <= 1:
+        raise ValueError(
+            f"vitbench.part_of_budget: fraction {fraction} must lie in [0, 1] (0: early stopping from the "
+            "first validation, 0.75: only in the budget's last quarter, 1: never before the budget's end)."
+        )
+    return int(round(steps * fraction))
+
+
 def pretrained_stat(stat: str, timm_name: str | None, pretrained: bool | str, in_chans: int) -> list[float]:
     """``mean`` or ``std`` of the images a timm architecture[.tag]'s weights were trained on, one value
     per input channel: the tag's pretrained config, or the config.json of a weights folder
@@ -186,6 +200,7 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("vitbench.group", run_group, replace=True)
     OmegaConf.register_new_resolver("vitbench.task", task_setting, replace=True)
     OmegaConf.register_new_resolver("vitbench.step_budget", step_budget, replace=True)
+    OmegaConf.register_new_resolver("vitbench.part_of_budget", part_of_budget, replace=True)
     OmegaConf.register_new_resolver("vitbench.nearest_divisor", nearest_divisor, replace=True)
     OmegaConf.register_new_resolver("vitbench.pretrained_stat", pretrained_stat, replace=True)
     OmegaConf.register_new_resolver("vitbench.threads_per_job", threads_per_job, replace=True)
