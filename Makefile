@@ -122,8 +122,10 @@ pretrain-study: setup  ## Does pretraining cure the ViT's data hunger? MAE/JiT p
 	    $$run model=vit init_from=$(PSTUDY)/mae/run budget_scale=2 hydra.sweep.dir=$(PSTUDY)/budget_check/vit_mae; \
 	  fi; \
 	done; done
+	@# budget_check/ exists only where PSTUDY_SEEDS held PSTUDY_CHECK_SEED (PSTUDY_SEEDS=1 has none)
 	$(BIN)/vitbench-compare $(PSTUDY)/cnn $(PSTUDY)/vit $(PSTUDY)/deit $(PSTUDY)/vit_mae $(PSTUDY)/vit_mae_linear \
-	  $(PSTUDY)/jit_classifier $(PSTUDY)/jit_linear $(PSTUDY)/budget_check --out $(PSTUDY)/report
+	  $(PSTUDY)/jit_classifier $(PSTUDY)/jit_linear $$(test -d $(PSTUDY)/budget_check && echo $(PSTUDY)/budget_check) \
+	  --out $(PSTUDY)/report
 
 DEIT ?= multirun/deit_table
 DEIT_SEEDS ?= 0,1,2
