@@ -28,11 +28,11 @@ lock:  ## Refresh constraints.txt from the venv (after `make test` passed with n
 	@{ echo "# The versions \`make test\` last passed with (written by \`make lock\` on $$(date +%F), Python $$($(BIN)/python -c 'import platform; print(platform.python_version())'))."; \
 	  $(BIN)/python -m pip freeze --exclude-editable --exclude vitbench; } > constraints.txt
 
-data:  ## Install Debian's dataset-fashion-mnist where apt is there (else use data.download=true)
+data:  ## Install Debian's dataset-fashion-mnist where apt is there (else use data.source.download=true)
 	@if [ -f $(FMNIST) ]; then :; \
 	elif command -v apt-get >/dev/null; then \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist; \
-	else echo "no apt here: run with data.download=true or set VITBENCH_DATA to a folder with Fashion-MNIST"; fi
+	else echo "no apt here: run with data.source.download=true or set VITBENCH_DATA to a folder with Fashion-MNIST"; fi
 
 train: setup  ## Train one run: make train ARGS="model=swin seed=1"
 	$(BIN)/vitbench-train $(ARGS)
@@ -109,7 +109,7 @@ pretrain-study: setup  ## Does pretraining cure the ViT's data hunger? MAE/JiT p
 	  echo "== pretrain-study: $$n labels, seed $$s"; \
 	  $$run model=cnn "$$teachers" 'export_checkpoint=$${paths.teacher_dir}/$${dataset_name}-cnn.ckpt' hydra.sweep.dir=$(PSTUDY)/cnn; \
 	  $$run model=vit hydra.sweep.dir=$(PSTUDY)/vit; \
-	  $$run model=deit model.distillation.kind=hard "$$teachers" hydra.sweep.dir=$(PSTUDY)/deit; \
+	  $$run model=deit model.criterion.kind=hard "$$teachers" hydra.sweep.dir=$(PSTUDY)/deit; \
 	  $$run model=vit init_from=$(PSTUDY)/mae/run hydra.sweep.dir=$(PSTUDY)/vit_mae; \
 	  $$run model=vit init_from=$(PSTUDY)/mae/run model.finetune=linear $(PSTUDY_LINEAR) hydra.sweep.dir=$(PSTUDY)/vit_mae_linear; \
 	  $$run model=jit_classifier init_from=$(PSTUDY)/jit/run hydra.sweep.dir=$(PSTUDY)/jit_classifier; \
@@ -131,7 +131,7 @@ DEIT ?= multirun/deit_table
 DEIT_SEEDS ?= 0,1,2
 deit-table: teacher  ## DeiT against ViT at the CPU default: distillation none/soft/hard, 3 seeds (~50 min); resumable
 	$(BIN)/vitbench-train -m seed=$(DEIT_SEEDS) model=vit ckpt_path=last hydra.sweep.dir=$(DEIT)/vit $(ARGS)
-	$(BIN)/vitbench-train -m seed=$(DEIT_SEEDS) model=deit model.distillation.kind=none,soft,hard ckpt_path=last \
+	$(BIN)/vitbench-train -m seed=$(DEIT_SEEDS) model=deit model.criterion.kind=none,soft,hard ckpt_path=last \
 		hydra.sweep.dir=$(DEIT)/deit $(ARGS)
 	$(BIN)/vitbench-compare $(DEIT)/vit $(DEIT)/deit --out $(DEIT)/report
 
@@ -145,8 +145,8 @@ deit-long:  ## The DeiT table at 12 epochs, 2 seeds (~100 min on 2 CPU cores); r
 DEIT_SOFT ?= multirun/deit_soft
 DEIT_SOFT_SEEDS ?= 0
 deit-soft: teacher  ## DeiT soft distillation at tau 3 with alpha 0.1, 0.5, 0.9 (~14 min a seed); resumable
-	$(BIN)/vitbench-train -m seed=$(DEIT_SOFT_SEEDS) model=deit model.distillation.kind=soft \
-		model.distillation.tau=3 model.distillation.alpha=0.1,0.5,0.9 ckpt_path=last hydra.sweep.dir=$(DEIT_SOFT) $(ARGS)
+	$(BIN)/vitbench-train -m seed=$(DEIT_SOFT_SEEDS) model=deit model.criterion.kind=soft \
+		model.criterion.tau=3 model.criterion.alpha=0.1,0.5,0.9 ckpt_path=last hydra.sweep.dir=$(DEIT_SOFT) $(ARGS)
 	$(BIN)/vitbench-compare $(DEIT_SOFT) --out $(DEIT_SOFT)/report
 
 # Transfer with vitbench's own weights: the CPU-size ViT pretrained on the 5,000 real MNIST digits that
@@ -168,7 +168,7 @@ $(MNIST5K)/train-images-idx3-ubyte: | $(STAMP)
 		 for k, a in (('images-idx3-ubyte', x), ('labels-idx1-ubyte', y))]"
 transfer: setup $(MNIST5K)/train-images-idx3-ubyte  ## Pretrain the CPU ViT on MNIST-5k, fine-tune on 1k Fashion-MNIST vs scratch, 2 seeds (~7 min idle)
 	@if [ -f $(TRANSFER)/mnist5k-vit/results.json ]; then echo "transfer: reusing $(TRANSFER)/mnist5k-vit"; \
-	else $(BIN)/vitbench-train experiment=data_efficiency model=vit data.root=$(MNIST5K) dataset_name=mnist5k \
+	else $(BIN)/vitbench-train experiment=data_efficiency model=vit data.source.root=$(MNIST5K) dataset_name=mnist5k \
 		data.val_size=500 data.mean=[0.1310] data.std=[0.3080] data.hflip=false \
 		hydra.run.dir=$(TRANSFER)/mnist5k-vit $(ARGS); fi
 	$(BIN)/vitbench-train -m experiment=data_efficiency model=vit data.train_subset=1000 seed=$(TRANSFER_SEEDS) \

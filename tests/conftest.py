@@ -47,6 +47,6 @@ def no_debian(tmp_path, monkeypatch):
     """Point the Debian path at an empty folder and clear $VITBENCH_DATA, so only the test's data counts."""
     empty = tmp_path / "debian"
     empty.mkdir()
-    monkeypatch.setattr("vitbench.data.readers.DEBIAN_FASHION_MNIST", str(empty))
+    monkeypatch.setattr("vitbench.data.sources.fashion_mnist.DEBIAN_FASHION_MNIST", str(empty))
     monkeypatch.delenv("VITBENCH_DATA", raising=False)
     return empty

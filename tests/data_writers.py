@@ -117,11 +117,11 @@ def save_hf_dataset(folder: Path, out: Path) -> Path:
     """The image folder as a Hugging Face DatasetDict (Image + ClassLabel columns) written by save_to_disk."""
     import datasets
 
-    from vitbench.data import FolderSource
+    from vitbench.data import FolderSplit
 
     splits = {}
     for split in ("train", "test"):
-        source = FolderSource(str(folder), split, 3)
+        source = FolderSplit(str(folder), split, 3)
         features = datasets.Features(
             {"image": datasets.Image(), "label": datasets.ClassLabel(names=source.classes)}
         )

@@ -13,25 +13,43 @@ from vitbench.data import ImageDataModule
 
 MODELS = ["vit", "swin", "efficientvit", "cnn"]
 DATA = ["fashion_mnist", "cifar10", "cifar100", "imagefolder", "synthetic"]
-IMAGEFOLDER = ["data.root=/nonexistent/images", "data.num_classes=7"]
+
+
+@pytest.fixture(scope="module")
+def seven_classes(tmp_path_factory) -> list[str]:
+    """data=imagefolder's overrides: a folder of 7 classes, whose number the source fills in."""
+    from data_writers import write_photo_folder
+
+    classes = tuple("abcdefg")
+    root = write_photo_folder(
+        tmp_path_factory.mktemp("images"), per_class=1, test_per_class=1, classes=classes
+    )
+    return [f"data.source.root={root}"]
+
+
+def compose_with_classes(compose_cfg, *overrides: str):
+    """The config with data.num_classes filled from the source, as vitbench-train does before the model."""
+    cfg = compose_cfg(*overrides)
+    datamodule = instantiate(cfg.data)
+    cfg.data.num_classes = datamodule.num_classes
+    return cfg, datamodule
 
 
 @pytest.mark.parametrize("data", DATA)
 @pytest.mark.parametrize("model", MODELS)
-def test_every_model_and_dataset_instantiates(compose_cfg, model, data):
-    extra = IMAGEFOLDER if data == "imagefolder" else []
-    cfg = compose_cfg(f"model={model}", f"data={data}", *extra)
-    datamodule = instantiate(cfg.data)
+def test_every_model_and_dataset_instantiates(compose_cfg, model, data, seven_classes):
+    extra = seven_classes if data == "imagefolder" else []
+    cfg, datamodule = compose_with_classes(compose_cfg, f"model={model}", f"data={data}", *extra)
     module = instantiate(cfg.model)
     assert isinstance(datamodule, ImageDataModule)
     assert isinstance(module, ImageClassifier)
-    assert module.hparams.num_classes == cfg.data.num_classes
+    assert datamodule.num_classes == cfg.data.num_classes == {"imagefolder": 7, "cifar100": 100}.get(data, 10)
     # Nothing left unresolved anywhere in the config that a run logs to W&B.
     OmegaConf.to_container(cfg, resolve=True)
 
 
 def test_command_line_overrides_reach_the_objects(compose_cfg):
-    cfg = compose_cfg("model=vit", "data=synthetic", "data.batch_size=32", "model.depth=2", "seed=7")
+    cfg = compose_cfg("model=vit", "data=synthetic", "data.batch_size=32", "model.net.depth=2", "seed=7")
     assert instantiate(cfg.data).batch_size == 32
     module = instantiate(cfg.model)
     assert len(module.net.blocks) == 2
@@ -80,7 +98,7 @@ def test_keys_that_tooling_relies_on(compose_cfg):
     sentinel = object()
     expected = {
         "seed": 0,
-        "data.root": None,
+        "data.source.root": None,
         "data.batch_size": 256,
         "data.train_subset": None,
         "data.num_workers": 0,
@@ -94,7 +112,7 @@ def test_keys_that_tooling_relies_on(compose_cfg):
 @pytest.mark.parametrize(("img_size", "patch"), [(28, 7), (32, 8), (64, 8), (224, 7), (30, 6)])
 def test_default_vit_patch_divides_every_image_size(compose_cfg, img_size, patch):
     cfg = compose_cfg("data=synthetic", f"data.img_size={img_size}")
-    assert cfg.model.patch_size == patch
+    assert cfg.model.net.patch_size == patch
 
 
 def test_joblib_jobs_share_the_cores_instead_of_oversubscribing(compose_cfg):
@@ -118,13 +136,17 @@ def test_slurm_launcher_and_optuna_search_compose(compose_cfg):
 
 @pytest.mark.parametrize("data", DATA)
 @pytest.mark.parametrize("model", ["jit", "dit"])
-def test_denoisers_instantiate_on_every_dataset_and_denoise_its_shape(compose_cfg, model, data):
+def test_denoisers_instantiate_on_every_dataset_and_denoise_its_shape(
+    compose_cfg, model, data, seven_classes
+):
     import torch
 
     from vitbench.denoising import DenoiserModule
 
-    extra = IMAGEFOLDER if data == "imagefolder" else []
-    cfg = compose_cfg(f"model={model}", f"data={data}", "model.feature_cnn=null", *extra)
+    extra = seven_classes if data == "imagefolder" else []
+    cfg, _ = compose_with_classes(
+        compose_cfg, f"model={model}", f"data={data}", "model.feature_cnn=null", *extra
+    )
     module = instantiate(cfg.model)
     assert isinstance(module, DenoiserModule)
     shape = (2, cfg.data.in_chans, cfg.data.img_size, cfg.data.img_size)
@@ -137,7 +159,9 @@ def test_full_size_denoisers_compose_with_the_papers_shapes(compose_cfg):
     jit = compose_cfg("model=jit", "size=full", "data=cifar10").model
     assert (jit.width, jit.depth, jit.num_heads, jit.bottleneck_dim, jit.patch_size) == (768, 12, 12, 128, 2)
     assert (jit.prediction, jit.loss_space, jit.sampling_steps) == ("x", "v", 50)
-    dit = compose_cfg("model=dit", "size=full", "data=cifar10", "model.feature_cnn=null").model
+    dit = compose_cfg(
+        "model=dit", "size=full", "data=cifar10", "model.feature_cnn=null", "data.num_classes=10"
+    ).model
     assert (dit.width, dit.depth, dit.num_heads, dit.bottleneck_dim) == (384, 12, 6, None)
     assert sum(p.numel() for p in instantiate(dit).net.parameters()) > 30e6  # DiT-S: 33M
 
@@ -170,7 +194,7 @@ def test_the_data_efficiency_study_gives_every_size_the_same_steps(experiment):
         and cfg.trainer.check_val_every_n_epoch is None
     )
     assert cfg.data.crop_padding > 0
-    assert cfg.model.embed_dim == (192 if experiment.endswith("full") else 128)
+    assert cfg.model.net.embed_dim == (192 if experiment.endswith("full") else 128)
 
 
 def test_the_pretraining_study_budget_grows_with_the_labels_between_its_floor_and_cap(compose_cfg):

@@ -11,11 +11,17 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 
-from vitbench.classification import ViTModule
-from vitbench.data import ImageDataModule
+from vitbench.classification import ImageClassifier
+from vitbench.data import ImageDataModule, Synthetic
 
 VITBENCH_TRAIN = Path(sys.executable).parent / "vitbench-train"
-TINY = ("data=synthetic", "model.embed_dim=32", "model.depth=2", "model.num_heads=2", "trainer.max_epochs=2")
+TINY = (
+    "data=synthetic",
+    "model.net.embed_dim=32",
+    "model.net.depth=2",
+    "model.net.num_heads=2",
+    "trainer.max_epochs=2",
+)
 # Two ranks of 16 images make the same global batch of 32 as one process.
 DDP = ("trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "data.batch_size=16", "threads=1")
 
@@ -43,8 +49,8 @@ def test_two_cpu_processes_train_one_run(tmp_path):
     # The test accuracy was gathered from both ranks: it is the accuracy of the best checkpoint on
     # the whole test split, as one process measures it.
     (best,) = (ddp / "checkpoints").glob("best-*.ckpt")
-    model = ViTModule.load_from_checkpoint(best, map_location="cpu", weights_only=True)
-    data = ImageDataModule(dataset="synthetic", img_size=28, in_chans=1, num_classes=10, mean=[0.5], std=[0.25],
+    model = ImageClassifier.load_from_checkpoint(best, map_location="cpu", weights_only=True)
+    data = ImageDataModule(Synthetic(), img_size=28, in_chans=1, num_classes=10, mean=[0.5], std=[0.25],
                            val_size=128, batch_size=32)  # fmt: skip
     trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
     (tested,) = trainer.test(model, datamodule=data, verbose=False)

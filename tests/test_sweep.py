@@ -15,7 +15,13 @@ from clirun import run_cli, wandb_run_header
 from vitbench.compare import aggregate, find_runs, load_records
 
 VITBENCH_COMPARE = Path(sys.executable).parent / "vitbench-compare"
-TINY = ("data=synthetic", "debug=fast", "model.depth=2", "model.embed_dim=32", "model.num_heads=2")
+TINY = (
+    "data=synthetic",
+    "debug=fast",
+    "model.net.depth=2",
+    "model.net.embed_dim=32",
+    "model.net.num_heads=2",
+)
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +29,7 @@ def sweep(tmp_path_factory) -> Path:
     """`vitbench-train -m` over 2 ViT depths x 2 seeds, plus one run that fails on bad input."""
     root = tmp_path_factory.mktemp("sweep")
     proc = run_cli(
-        "-m", *TINY, "model.mlp_ratio=1.0,2.0", "seed=0,1", f"hydra.sweep.dir={root}/multirun", cwd=root
+        "-m", *TINY, "model.net.mlp_ratio=1.0,2.0", "seed=0,1", f"hydra.sweep.dir={root}/multirun", cwd=root
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     failed = run_cli(*TINY, "data.train_subset=100000", f"hydra.run.dir={root}/failed_run", cwd=root)
@@ -34,7 +40,7 @@ def sweep(tmp_path_factory) -> Path:
 def test_sweep_jobs_share_one_wandb_group_with_readable_folders(sweep):
     jobs = sorted(p for p in (sweep / "multirun").iterdir() if p.is_dir() and p.name != "wandb")
     assert [p.name.split("_", 1)[0] for p in jobs] == ["0", "1", "2", "3"]
-    assert "model.mlp_ratio=1.0" in jobs[0].name and jobs[0].name.endswith("seed=0")
+    assert "model.net.mlp_ratio=1.0" in jobs[0].name and jobs[0].name.endswith("seed=0")
     headers = [wandb_run_header(next((job / "wandb").glob("offline-run-*"))) for job in jobs]
     assert len({h["run_group"] for h in headers}) == 1 and headers[0]["run_group"].startswith("sweep-")
     assert {h["job_type"] for h in headers} == {"vit"}
@@ -75,8 +81,8 @@ def test_compare_aggregates_the_sweep_and_lists_the_failed_run(sweep, tmp_path):
     assert set(df["status"]) == {"finished", "failed"}
     per_run = [json.loads(p.read_text()) for p in sorted((sweep / "multirun").glob("*/results.json"))]
     for ratio in ("1.0", "2.0"):
-        accs = [r["test_acc"] for r in per_run if f"model.mlp_ratio={ratio}" in r["overrides"]]
-        row = table[table["model.mlp_ratio"].astype(str) == ratio].iloc[0]
+        accs = [r["test_acc"] for r in per_run if f"model.net.mlp_ratio={ratio}" in r["overrides"]]
+        row = table[table["model.net.mlp_ratio"].astype(str) == ratio].iloc[0]
         assert row["n"] == 2
         assert row["test_acc_mean"] == pytest.approx(statistics.mean(accs))
         assert row["test_acc_std"] == pytest.approx(statistics.stdev(accs))
@@ -128,5 +134,5 @@ def test_notebook_shows_the_sweep(sweep, tmp_path, monkeypatch):
     outputs = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
     assert not [out for out in outputs if out.output_type == "error"]
     html = "".join(out.get("data", {}).get("text/html", "") for out in outputs)
-    assert "model.mlp_ratio" in html and "failed_run" in html  # the table and the failed run
+    assert "model.net.mlp_ratio" in html and "failed_run" in html  # the table and the failed run
     assert sum("image/png" in out.get("data", {}) for out in outputs) == 3

@@ -8,8 +8,12 @@ from pathlib import Path
 import pytest
 
 from clirun import run_cli, wandb_inspect, wandb_run_header
-from vitbench.run.results import RESULT_KEYS
+from vitbench.classification.task import CLASSIFICATION
+from vitbench.run.results import COMMON_KEYS
 from vitbench.train import train
+
+# What a classifier's results.json holds, in this order (then the steps).
+RESULT_KEYS = (*COMMON_KEYS, *CLASSIFICATION.record_keys)
 
 
 def test_cli_writes_results_and_an_offline_wandb_run(tmp_path):
@@ -46,10 +50,10 @@ def test_cli_writes_results_and_an_offline_wandb_run(tmp_path):
     assert summary["val/acc"]["max"] == pytest.approx(results["val_acc_best"])
     assert config["seed"] == 5 and config["model_name"] == "vit"
     assert (
-        "embed_dim" not in config and config["model"]["embed_dim"] == 128
+        "embed_dim" not in config and config["model"]["net"]["embed_dim"] == 128
     )  # the model's hparams once, nested
-    assert config["model"]["_target_"] == "vitbench.classification.ViTModule"
-    assert config["data"]["dataset"] == "synthetic"
+    assert config["model"]["_target_"] == "vitbench.classification.ImageClassifier"
+    assert config["data"]["source"]["_target_"] == "vitbench.data.sources.Synthetic"
 
 
 @pytest.mark.parametrize("model", ["swin", "efficientvit", "cnn"])

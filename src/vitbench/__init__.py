@@ -1,3 +1,3 @@
 """vitbench: train and compare Vision Transformer variants under one recipe."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -7,6 +7,7 @@ vitbench-train -m model=vit,deit,swin,efficientvit seed=0,1,2
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -16,17 +17,18 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from vitbench.classification.networks import MOVED_KEYS
 from vitbench.run.build import RunError, build, instantiate_all
 from vitbench.run.callbacks import TrainSpeed
 from vitbench.run.checkpoints import check_resumable, export_checkpoint, read_checkpoint
-from vitbench.run.checks import check_accelerator, check_numbers
-from vitbench.run.config import CONFIG_DIR, register_resolvers, upgrade_targets
+from vitbench.run.checks import check_accelerator, check_moved_keys, check_numbers
+from vitbench.run.config import CONFIG_DIR, register_resolvers
 from vitbench.run.dashboard import link_wandb_runs
 from vitbench.run.flops import forward_gflops
 from vitbench.run.init import start_network
 from vitbench.run.launch import ddp_children_run_this_job
 from vitbench.run.loggers import define_wandb_summaries, finish_wandb, log_final_hparams
-from vitbench.run.results import peak_memory_mb, write_json_atomic
+from vitbench.run.results import RECORD_FORMAT, peak_memory_mb, write_json_atomic
 from vitbench.run.resume import FinishedJob, in_multirun, prepare_resume, task_overrides
 from vitbench.run.task import TaskModule
 
@@ -41,7 +43,6 @@ def train(cfg: DictConfig) -> tuple[dict, dict[str, float]]:
         The run record written to results.json, and every metric logged by the end of fit and test.
     """
     start = time.perf_counter()
-    upgrade_targets(cfg)  # a config saved before the package layout changed
     check_numbers(cfg)
     check_accelerator(cfg.trainer)
     if cfg.get("threads"):
@@ -55,6 +56,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict[str, float]]:
 
     log.info("Data: %s", cfg.data._target_)
     datamodule: pl.LightningDataModule = build(cfg.data)
+    take_num_classes_from_source(cfg, datamodule)
     log.info("Model: %s", cfg.model._target_)
     model: TaskModule = build(cfg.model)
     resumed = read_checkpoint(resume.checkpoint) if resume is not None else None
@@ -76,7 +78,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict[str, float]]:
         logger.log_hyperparams(
             {**OmegaConf.to_container(cfg, resolve=True), **({"init": init} if init else {})}
         )
-    define_wandb_summaries(loggers, model.monitor, model.monitor_mode)
+    define_wandb_summaries(loggers, model.task.monitor, model.task.monitor_mode)
 
     trainer.fit(model, datamodule=datamodule, ckpt_path=resume.checkpoint if resume else None)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
@@ -92,7 +94,8 @@ def train(cfg: DictConfig) -> tuple[dict, dict[str, float]]:
     speed = next((c for c in callbacks if isinstance(c, TrainSpeed)), None)
     bad_images = datamodule.bad_images_all_ranks()  # a collective under DDP: every rank calls it
     record = {
-        "task": model.task,
+        "format": RECORD_FORMAT,
+        "task": model.task.name,
         "model": cfg.model_name,
         "dataset": cfg.dataset_name,
         "seed": cfg.seed,
@@ -122,6 +125,12 @@ def train(cfg: DictConfig) -> tuple[dict, dict[str, float]]:
     return record, metrics
 
 
+def take_num_classes_from_source(cfg: DictConfig, datamodule: pl.LightningDataModule) -> None:
+    """``data.num_classes: null`` means the source's number: write it into the config, which the
+    model configs read (``num_classes: ${data.num_classes}``) and the loggers record."""
+    cfg.data.num_classes = datamodule.num_classes
+
+
 def report_finished_job(cfg: DictConfig, record: dict) -> tuple[dict, dict[str, float]]:
     """A finished job of a resumed sweep: its results.json stands, nothing is trained or logged
     again; returns its record and its metrics under their logged names (for the sweeper)."""
@@ -130,13 +139,15 @@ def report_finished_job(cfg: DictConfig, record: dict) -> tuple[dict, dict[str, 
         "ckpt_path=last: %s is finished (results.json), it is reported and not trained again", output_dir
     )
     module: type[TaskModule] = hydra.utils.get_class(cfg.model._target_)
-    metrics = {m: float(record[k]) for k, m in module.record_metrics.items() if record.get(k) is not None}
+    metrics = {
+        m: float(record[k]) for k, m in module.task.record_metrics.items() if record.get(k) is not None
+    }
     link_wandb_runs(Path(HydraConfig.get().sweep.dir) / "wandb", output_dir)
     return record, metrics
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def run(cfg: DictConfig) -> float | None:
     torch.set_float32_matmul_precision("high")
     try:
         with ddp_children_run_this_job():
@@ -147,6 +158,17 @@ def main(cfg: DictConfig) -> float | None:
         finish_wandb()
     # The value a sweeper (optuna) optimizes.
     return metrics.get(cfg.optimized_metric) if cfg.get("optimized_metric") else None
+
+
+def main() -> float | None:
+    """The ``vitbench-train`` command: a key that has moved (``model.patch_size``) is refused with its
+    new place before Hydra composes, which would only say that it is not in the config."""
+    try:
+        check_moved_keys(sys.argv[1:], MOVED_KEYS, CONFIG_DIR)
+    except ValueError as err:
+        print(f"Error: {err}", file=sys.stderr)
+        sys.exit(1)
+    return run()
 
 
 if __name__ == "__main__":

@@ -15,14 +15,14 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from vitbench.bench import FIGURE_KEYS, bench, build_model
-from vitbench.classification import ViTModule
+from vitbench.bench import FIGURE_KEYS, build_model, variant_bench
+from vitbench.classification import ImageClassifier
 from vitbench.run.config import CONFIG_DIR, register_resolvers
 from vitbench.run.flops import forward_gflops
 
 VITBENCH_BENCH = Path(sys.executable).parent / "vitbench-bench"
 TINY = (
-    "model=vit", "model.depth=1", "model.embed_dim=32", "model.num_heads=2", "data.batch_size=16",
+    "model=vit", "model.net.depth=1", "model.net.embed_dim=32", "model.net.num_heads=2", "data.batch_size=16",
     "bench.warmup_steps=1", "bench.steps=3", "bench.repeats=2", "bench.matmul_size=128", "bench.matmul_repeats=3",
     "logger=csv",
 )  # fmt: skip
@@ -48,14 +48,14 @@ def fixed_batch_record(tmp_path_factory) -> tuple[DictConfig, dict]:
     out = tmp_path_factory.mktemp("bench")
     # 16 images and batches of 16: every step sees the same images. No schedule: the bare loop
     # would otherwise continue at the cosine's final, tiny learning rate.
-    cfg = compose_bench(out, *TINY, "data.synthetic_size=16", "data.val_size=0", "~model/scheduler")
-    yield cfg, bench(cfg)
+    cfg = compose_bench(out, *TINY, "data.source.num_images=16", "data.val_size=0", "~model/scheduler")
+    yield cfg, variant_bench(cfg)
     GlobalHydra.instance().clear()
 
 
 def test_bench_json_holds_every_figure(tmp_path):
     cfg = compose_bench(tmp_path / "run", *TINY)
-    record = bench(cfg)
+    record = variant_bench(cfg)
     written = json.loads((tmp_path / "run" / "bench.json").read_text())
     assert written == json.loads(json.dumps(record))
     (entry,) = written["variants"]
@@ -78,8 +78,9 @@ def test_bench_json_holds_every_figure(tmp_path):
 def test_vit_flops_match_the_hand_count():
     # 28 px, patch 7: N = 16 patches + the class token, width D, MLP ratio r, K classes.
     img, patch, chans, D, depth, r, K = 28, 7, 1, 32, 2, 2.0, 10
-    model = ViTModule(num_classes=K, img_size=img, in_chans=chans, patch_size=patch, embed_dim=D, depth=depth,
-                      num_heads=2, mlp_ratio=r)  # fmt: skip
+    model = ImageClassifier({"_target_": "vitbench.classification.vit.vit", "num_classes": K, "img_size": img,
+                             "in_chans": chans, "patch_size": patch, "embed_dim": D, "depth": depth, "num_heads": 2,
+                             "mlp_ratio": r})  # fmt: skip
     P = (img // patch) ** 2
     N = P + 1
     macs = P * (chans * patch**2) * D  # patch embedding: a conv with stride = kernel = patch
@@ -104,7 +105,7 @@ def test_bare_loop_and_vitbench_train_the_same_model(fixed_batch_record):
 
 
 def test_deit_without_its_teacher_checkpoint_times_a_stand_in(tmp_path):
-    cfg = compose_bench(tmp_path, "model=deit", "model.depth=1", "model.embed_dim=32", "model.num_heads=2",
+    cfg = compose_bench(tmp_path, "model=deit", "model.net.depth=1", "model.net.embed_dim=32", "model.net.num_heads=2",
                         f"paths.teacher_dir={tmp_path / 'no-teachers'}")  # fmt: skip
     model, teacher = build_model(cfg)
     assert teacher == "stand-in"
@@ -138,7 +139,7 @@ def test_cli_sweep_writes_one_record_per_job_and_a_summary(tmp_path):
 
 def test_speed_switches_are_timed_against_the_default(tmp_path):
     cfg = compose_bench(tmp_path / "run", *TINY, "bench.options=[fused_attn,fused_adamw,channels_last]")
-    (entry,) = bench(cfg)["variants"]
+    (entry,) = variant_bench(cfg)["variants"]
     # channels_last exists for the convolutional variants only: skipped for the ViT.
     assert [s["override"] for s in entry["switches"]] == [
         "model.fused_attn=false",
@@ -155,4 +156,4 @@ def test_speed_switches_are_timed_against_the_default(tmp_path):
 def test_an_unknown_switch_is_named(tmp_path):
     cfg = compose_bench(tmp_path / "run", *TINY, "bench.options=[turbo]")
     with pytest.raises(ValueError, match="'turbo' is not one of fused_attn"):
-        bench(cfg)
+        variant_bench(cfg)

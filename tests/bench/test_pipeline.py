@@ -37,7 +37,7 @@ def test_pipeline_bench_times_every_loader_against_timm(tmp_path):
     register_resolvers()
     GlobalHydra.instance().clear()
     overrides = [
-        "data=imagefolder", f"data.root={root}", "data.num_classes=2", "data.img_size=32", "data.batch_size=4",
+        "data=imagefolder", f"data.source.root={root}", "data.img_size=32", "data.batch_size=4",
         "bench.pipeline=true", "bench.pipeline_workers=[0,1]", "bench.warmup_steps=1", "bench.steps=2",
         "bench.repeats=2", "logger=none",
     ]  # fmt: skip
@@ -70,7 +70,7 @@ def test_pipeline_bench_needs_an_image_folder(tmp_path):
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("bench", overrides=["bench.pipeline=true"])
-    with pytest.raises(ValueError, match="data=imagefolder data.root="):
+    with pytest.raises(ValueError, match="data=imagefolder data.source.root="):
         pipeline_bench(cfg)
     GlobalHydra.instance().clear()
 

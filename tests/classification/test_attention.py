@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny_models import classifier
 
-from vitbench.classification import DeiTModule, ViTModule
 from vitbench.classification.attention import attention_maps, attention_rollout, token_attention
 
 TINY_VIT = dict(num_classes=5, img_size=16, in_chans=1, patch_size=4, embed_dim=32, depth=2, num_heads=2)
@@ -33,7 +33,7 @@ def test_rollout_rows_sum_to_one():
 
 def test_extract_captures_each_blocks_softmax_attention():
     torch.manual_seed(0)
-    net = ViTModule(**TINY_VIT).net.eval()  # fused attention on: vitbench's default
+    net = classifier("vit", **TINY_VIT).net.eval()  # fused attention on: vitbench's default
     x = torch.randn(3, 1, 16, 16)
     maps = attention_maps(net, x)
     assert len(maps) == 2 and all(m.shape == (3, 2, 17, 17) for m in maps)  # (B, heads, 1 + 16 patches, ...)
@@ -49,7 +49,7 @@ def test_extract_captures_each_blocks_softmax_attention():
 
 def test_extraction_leaves_the_model_as_it_was():
     torch.manual_seed(0)
-    model = ViTModule(**TINY_VIT)
+    model = classifier("vit", **TINY_VIT)
     net = model.net.train()
     net.blocks[1].eval()  # a mixed state, as Lightning keeps a frozen part in eval during fit
     x = torch.randn(2, 1, 16, 16)
@@ -71,14 +71,14 @@ def test_extraction_leaves_the_model_as_it_was():
 @pytest.mark.parametrize(
     ("module", "kwargs", "tokens"),
     [
-        (ViTModule, {}, ["class token"]),
-        (ViTModule, {"global_pool": "avg"}, ["patch average"]),
-        (DeiTModule, {"distillation": {"kind": "none"}}, ["class token", "distillation token"]),
+        ("vit", {}, ["class token"]),
+        ("vit", {"global_pool": "avg"}, ["patch average"]),
+        ("deit", {}, ["class token", "distillation token"]),
     ],
 )
 def test_each_readout_token_gets_a_map_on_the_patch_grid(module, kwargs, tokens):
     torch.manual_seed(0)
-    net = module(**TINY_VIT, **kwargs).net
+    net = classifier(module, **TINY_VIT, **kwargs).net
     maps = token_attention(net, torch.randn(3, 1, 16, 16))
     assert list(maps) == tokens
     for heat in maps.values():
@@ -90,7 +90,7 @@ def test_each_readout_token_gets_a_map_on_the_patch_grid(module, kwargs, tokens)
 def test_a_compiled_net_is_extracted_eagerly():
     """compile=true: the extraction runs eagerly (no compilation, no recompile for the switch)."""
     torch.manual_seed(0)
-    net = ViTModule(**TINY_VIT).net.eval()
+    net = classifier("vit", **TINY_VIT).net.eval()
     net.compile()
     maps = attention_maps(net, torch.randn(2, 1, 16, 16))
     assert len(maps) == 2 and torch.allclose(maps[0].sum(-1), torch.ones(2, 2, 17))

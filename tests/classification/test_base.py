@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from pytorch_lightning.callbacks import Callback, LearningRateMonitor
 from pytorch_lightning.loggers import CSVLogger
-from tiny_models import NUM_CLASSES, TINY, class_images, image_size, loader, tiny_model
+from tiny_models import NUM_CLASSES, TINY, class_images, image_size, loader, net, tiny_model
 from torch import nn
 
 from vitbench.classification import ImageClassifier
@@ -35,11 +35,13 @@ def tiny_trainer(tmp_path, **kwargs) -> pl.Trainer:
 def test_checkpoint_reloads_without_hydra(name, tmp_path, adamw):
     scheduler = functools.partial(warmup_cosine, warmup_fraction=0.2)
     model = tiny_model(name, optimizer=adamw, scheduler=scheduler, label_smoothing=0.1)
-    # Plain values only: the partials stay out, the subclass's own arguments are in.
+    # Plain values only: the partials stay out, the network's plain config is in.
     assert "optimizer" not in model.hparams and "scheduler" not in model.hparams
-    assert model.hparams["label_smoothing"] == 0.1 and model.hparams["num_classes"] == NUM_CLASSES
-    assert set(TINY[name][1]) <= set(model.hparams)
-    assert all(isinstance(v, int | float | str | bool | tuple | None) for v in model.hparams.values())
+    assert model.hparams["label_smoothing"] == 0.1 and model.hparams["net"]["num_classes"] == NUM_CLASSES
+    assert set(TINY[name]) <= set(model.hparams["net"])
+    assert all(
+        isinstance(v, int | float | str | bool | tuple | None) for k, v in model.hparams.items() if k != "net"
+    )
 
     x, y = class_images(16, image_size(name))
     trainer = tiny_trainer(tmp_path, limit_val_batches=1)
@@ -81,9 +83,9 @@ class ScriptedAccuracy(ImageClassifier):
     """Evaluation accuracy follows a script per epoch; images carry their label in pixel (0, 0)."""
 
     def __init__(self, script: tuple[float, ...], num_classes: int = 4) -> None:
-        super().__init__(num_classes)
+        super().__init__(net("cnn", num_classes=num_classes, channels=(4, 4, 4, 4)))
         self.script = script
-        self.net = nn.Linear(1, num_classes)
+        self.net = nn.Linear(1, num_classes)  # in place of the network: only forward below matters
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import pytorch_lightning as pl
 import torch
+from tiny_models import classifier
 
-from vitbench.classification import CNNModule, DeiTModule
-from vitbench.classification.teacher import TeacherError
-from vitbench.data import ImageDataModule
+from vitbench.classification import DeiTModule, DistillationLoss, ImageClassifier
+from vitbench.classification.teacher import TeacherError, load_teacher
+from vitbench.data import ImageDataModule, Synthetic
 
 TINY_DEIT = dict(img_size=28, in_chans=1, patch_size=7, embed_dim=32, depth=2, num_heads=2, mlp_ratio=2.0)
 TINY_CNN = dict(in_chans=1, channels=(8, 16, 16, 32), layers=(1, 1, 1, 1))
+STUDENT = dict(num_classes=10, data_mean=[0.5], data_std=[0.25], img_size=28, in_chans=1, dataset="synthetic")
 
 
 def synthetic_data(num_classes: int = 10) -> ImageDataModule:
     return ImageDataModule(
-        dataset="synthetic",
+        Synthetic(num_images=256),
         img_size=28,
         in_chans=1,
         num_classes=num_classes,
@@ -24,7 +28,6 @@ def synthetic_data(num_classes: int = 10) -> ImageDataModule:
         std=[0.25],
         batch_size=32,
         val_size=64,
-        synthetic_size=256,
     )
 
 
@@ -48,20 +51,19 @@ def fit(module: pl.LightningModule, tmp_path, data: ImageDataModule, epochs: int
 def teacher_ckpt(tmp_path_factory) -> str:
     """A real vitbench CNN checkpoint, trained for a few steps on synthetic data."""
     tmp = tmp_path_factory.mktemp("teacher")
-    trainer = fit(CNNModule(num_classes=10, **TINY_CNN), tmp, synthetic_data())
+    trainer = fit(classifier("cnn", num_classes=10, **TINY_CNN), tmp, synthetic_data())
     path = tmp / "teacher.ckpt"
     trainer.save_checkpoint(path)
     return str(path)
 
 
 def deit(teacher_ckpt: str | None, kind: str = "hard", **kwargs) -> DeiTModule:
-    return DeiTModule(
+    """What Hydra builds from model=deit: the network's config, the loss, and the teacher as a partial."""
+    return classifier(
+        "deit",
         num_classes=10,
-        distillation={"kind": kind},
-        teacher={"checkpoint": teacher_ckpt},
-        data_mean=[0.5],
-        data_std=[0.25],
-        dataset="synthetic",
+        criterion=DistillationLoss(kind),
+        teacher=functools.partial(load_teacher, teacher_ckpt, **STUDENT),
         **TINY_DEIT,
         **kwargs,
     )
@@ -88,9 +90,9 @@ def test_checkpoint_holds_no_teacher_and_reloads_without_it(teacher_ckpt, tmp_pa
     trainer.save_checkpoint(path)
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     assert not [k for k in ckpt["state_dict"] if "teacher" in k]
-    assert "teacher" not in ckpt["hyper_parameters"]
+    assert "teacher" not in ckpt["hyper_parameters"] and "criterion" not in ckpt["hyper_parameters"]
     reloaded = DeiTModule.load_from_checkpoint(path, weights_only=True)
-    assert reloaded.teacher is None
+    assert reloaded.teacher is None and reloaded.criterion.kind == "none"
     x = torch.randn(4, 1, 28, 28)
     student.eval(), reloaded.eval()
     torch.testing.assert_close(reloaded(x), student(x))
@@ -126,7 +128,7 @@ def test_missing_teacher_checkpoint_says_how_to_make_one(tmp_path):
 
 
 def test_teacher_for_other_classes_is_refused(tmp_path):
-    trainer = fit(CNNModule(num_classes=5, **TINY_CNN), tmp_path, synthetic_data(num_classes=5))
+    trainer = fit(classifier("cnn", num_classes=5, **TINY_CNN), tmp_path, synthetic_data(num_classes=5))
     trainer.save_checkpoint(tmp_path / "five.ckpt")
     with pytest.raises(TeacherError, match=r"predicts 5 classes but data=synthetic has 10"):
         deit(str(tmp_path / "five.ckpt"))
@@ -146,9 +148,7 @@ def test_no_distillation_trains_without_a_teacher(tmp_path):
 
 def test_teacher_input_is_adapted_to_other_statistics_and_size(teacher_ckpt):
     """A teacher trained on (mean 0.5, std 0.25, 28 px) fed by a 32 px student with other statistics."""
-    from vitbench.classification.teacher import load_teacher
-
-    teacher = load_teacher(teacher_ckpt, None, False, 10, ([0.2], [0.4], 32, 1), "synthetic")
+    teacher = load_teacher(teacher_ckpt, **{**STUDENT, "data_mean": [0.2], "data_std": [0.4], "img_size": 32})
     pixels = torch.rand(2, 1, 32, 32)
     student_view = (pixels - 0.2) / 0.4
     resized = torch.nn.functional.interpolate(pixels, size=28, mode="bilinear", align_corners=False)
@@ -156,10 +156,8 @@ def test_teacher_input_is_adapted_to_other_statistics_and_size(teacher_ckpt):
 
 
 def test_loading_the_teacher_leaves_its_weights_and_statistics_as_trained(teacher_ckpt):
-    from vitbench.classification.teacher import load_teacher
-
-    trained = CNNModule.load_from_checkpoint(teacher_ckpt, weights_only=True).eval()
-    teacher = load_teacher(teacher_ckpt, None, False, 10, ([0.5], [0.25], 28, 1), "synthetic")
+    trained = ImageClassifier.load_from_checkpoint(teacher_ckpt, weights_only=True).eval()
+    teacher = load_teacher(teacher_ckpt, **STUDENT)
     for key, value in trained.net.state_dict().items():  # batch-norm running statistics included
         assert torch.equal(teacher.net.state_dict()[key], value), key
     x = torch.randn(4, 1, 28, 28)

@@ -23,16 +23,16 @@ RUN = (
     "threads=1",
     "trainer.limit_test_batches=1",
 )
-TINY_VIT = ("model.embed_dim=32", "model.depth=1", "model.num_heads=2")
+TINY_VIT = ("model.net.embed_dim=32", "model.net.depth=1", "model.net.num_heads=2")
 VARIANTS = {
     "vit": ("model=vit", *TINY_VIT),
-    "deit": ("model=deit", *TINY_VIT, "model.distillation.kind=none", "model.teacher.checkpoint=null"),
-    "swin": ("model=swin", "model.embed_dim=16", "model.depths=[1,1]", "model.num_heads=[1,2]"),
-    "efficientvit": ("model=efficientvit", "model.widths=[8,16,16,32]", "model.depths=[1,1,1,1]", "model.head_dim=8",
-                     "model.head_widths=[32,32]"),
+    "deit": ("model=deit", *TINY_VIT, "model.criterion.kind=none", "model.teacher.checkpoint=null"),
+    "swin": ("model=swin", "model.net.embed_dim=16", "model.net.depths=[1,1]", "model.net.num_heads=[1,2]"),
+    "efficientvit": ("model=efficientvit", "model.net.widths=[8,16,16,32]", "model.net.depths=[1,1,1,1]", "model.net.head_dim=8",
+                     "model.net.head_widths=[32,32]"),
     # timm's own architecture (the CPU-size CNN's stem is vitbench's: it exports as ONNX only, below)
-    "cnn": ("model=cnn", "size=pretrained", "model.timm_name=resnet18",
-            "model.timm_args={channels:[8,16,16,32],layers:[1,1,1,1]}"),
+    "cnn": ("model=cnn", "size=pretrained", "model.net.name=resnet18",
+            "model.net.args={channels:[8,16,16,32],layers:[1,1,1,1]}"),
 }  # fmt: skip
 
 
@@ -72,7 +72,7 @@ def test_timm_and_onnxruntime_give_the_runs_logits(variant, compose_cfg, tmp_pat
 def test_the_cpu_size_cnn_exports_as_onnx_only(onnx, compose_cfg, tmp_path, capsys):
     from vitbench.train import train
 
-    train(compose_cfg(*RUN, "model=cnn", "model.channels=[8,16,16,32]"))
+    train(compose_cfg(*RUN, "model=cnn", "model.net.channels=[8,16,16,32]"))
     out = tmp_path / "export"
 
     if not onnx:

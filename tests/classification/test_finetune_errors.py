@@ -8,13 +8,14 @@ import torch
 from timm_weights import source_net, write_weights
 
 from clirun import assert_stops_cleanly
+from vitbench.run.results import RECORD_FORMAT
 
 SYNTHETIC = ("data=synthetic", "debug=fast", "logger=none", "pictures=false")
 # timm's ViT-Ti made tiny, at the synthetic data's 28 px (patches of 7).
 TINY_TIMM_VIT = (
     "size=pretrained",
-    "model.timm_name=vit_tiny_patch16_224",
-    "model.timm_args={patch_size:7,depth:1}",
+    "model.net.name=vit_tiny_patch16_224",
+    "model.net.args={patch_size:7,depth:1}",
 )
 
 
@@ -29,7 +30,10 @@ def weights(kind: str, tmp_path) -> str:
         from vitbench.denoising.dit import DiT
 
         state = {f"net.{k}": v for k, v in DiT(28, 7, 1, 10, 128, 6, 4, 4.0).state_dict().items()}
-        torch.save({"state_dict": state, "vitbench": {"module": "DenoiserModule"}}, tmp_path / "jit.ckpt")
+        torch.save(
+            {"state_dict": state, "vitbench": {"format": RECORD_FORMAT, "module": "DenoiserModule"}},
+            tmp_path / "jit.ckpt",
+        )
         return str(tmp_path / "jit.ckpt")
     if kind == "vit":
         return write_weights(source_net("vit", img_size=28), "safetensors", tmp_path / "vit")
@@ -38,50 +42,54 @@ def weights(kind: str, tmp_path) -> str:
 
 CASES = {
     "unknown-timm-name": (
-        ("size=pretrained", "model.timm_name=vit_smal_patch16_224"),
-        "model.timm_name='vit_smal_patch16_224' is not a timm architecture; close names: vit_small_patch16_224",
+        ("size=pretrained", "model.net.name=vit_smal_patch16_224"),
+        "model.net.name='vit_smal_patch16_224' is not a timm architecture; close names: vit_small_patch16_224",
     ),
     "missing-file": (
-        (*TINY_TIMM_VIT, "model.pretrained=/nonexistent/w.safetensors"),
-        "model.pretrained=/nonexistent/w.safetensors: no such file or folder. Give a weights file",
+        (*TINY_TIMM_VIT, "model.net.pretrained=/nonexistent/w.safetensors"),
+        "model.net.pretrained=/nonexistent/w.safetensors: no such file or folder. Give a weights file",
     ),
     "unreadable-file": (
-        (*TINY_TIMM_VIT, "model.pretrained=@garbage"),
+        (*TINY_TIMM_VIT, "model.net.pretrained=@garbage"),
         "broken.safetensors cannot be read as a weights file",
     ),
     "foreign-file": (
-        (*TINY_TIMM_VIT, "model.pretrained=@resnet"),
-        "Give weights of the architecture model.timm_name names, or set model.timm_name to the file's",
+        (*TINY_TIMM_VIT, "model.net.pretrained=@resnet"),
+        "Give weights of the architecture model.net.name names, or set model.net.name to the file's",
     ),
     "init-from-denoiser": (
         ("init_from=@denoiser",),
-        "jit.ckpt holds the network of a DenoiserModule, which does not fit this run's ViTModule",
+        "jit.ckpt holds the network of a DenoiserModule, which does not fit this run's ImageClassifier",
     ),
     "init-from-missing-run": (
         ("init_from=/nonexistent/run",),
         "init_from=/nonexistent/run: /nonexistent/run is neither a .ckpt file nor a run folder",
     ),
     "init-from-and-pretrained": (
-        ("model=cnn", "size=pretrained", "model.timm_name=resnet18", "model.timm_args={channels:[8,16,16,32],layers:[1,1,1,1]}",
-         "model.pretrained=@resnet", "init_from=/some/run"),
+        ("model=cnn", "size=pretrained", "model.net.name=resnet18", "model.net.args={channels:[8,16,16,32],layers:[1,1,1,1]}",
+         "model.net.pretrained=@resnet", "init_from=/some/run"),
         "both set the network's weights; keep one",
     ),
-    "layer-decay": (("model.optimizer.layer_decay=1.5",), "model.optimizer.layer_decay=1.5 must lie in (0, 1]"),
-    "drop-path": (("model.drop_path_rate=1.5",), "model.drop_path_rate=1.5 must lie in [0, 1)"),
+    "layer-decay": (("model.layer_decay=1.5",), "model.layer_decay=1.5 must lie in (0, 1]"),
+    "drop-path": (("model.net.drop_path_rate=1.5",), "model.net.drop_path_rate=1.5 must lie in [0, 1)"),
     "finetune-value": (("model.finetune=last",), "model.finetune='last' must be full"),
     "linear-without-head": (
-        ("size=pretrained", "model.timm_name=vit_tiny_patch16_224", "model.timm_args={patch_size:7,depth:1,num_classes:0}",
+        ("size=pretrained", "model.net.name=vit_tiny_patch16_224", "model.net.args={patch_size:7,depth:1,num_classes:0}",
          "model.finetune=linear"),
         "model.finetune=linear: VisionTransformer returns Identity from get_classifier(), a classifier without weights",
     ),
-    "pretrained-without-timm-name": (
-        ("model.pretrained=@vit",),
-        "model.pretrained needs model.timm_name, timm's architecture (size=pretrained sets one per variant)",
+    "old-network-key": (
+        ("model.patch_size=4",),
+        "Error: model.patch_size has moved: write model.net.patch_size=4 (the network's keys are under model.net, "
+        "the model's are model.label_smoothing, model.layer_decay, model.finetune, ...).",
     ),
-    "cpu-size-keys-with-timm-name": (
+    "old-timm-key": (
         ("model.timm_name=vit_tiny_patch16_224",),
-        "the CPU-size keys model.depth, model.embed_dim, model.mlp_ratio, model.num_heads, model.patch_size are set "
-        "too: add size=pretrained",
+        "model.timm_name has moved: write model.net.name=vit_tiny_patch16_224",
+    ),
+    "old-layer-decay-key": (
+        ("model.optimizer.layer_decay=0.5",),
+        "model.optimizer.layer_decay has moved: write model.layer_decay=0.5",
     ),
 }  # fmt: skip
 
@@ -102,11 +110,11 @@ def test_pretrained_true_offline_without_the_cache_says_where_timm_looked(tmp_pa
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     message = (
-        "model.pretrained=true: timm could not get the weights of vit_tiny_patch16_224.augreg_in21k_ft_in1k "
+        "model.net.pretrained=true: timm could not get the weights of vit_tiny_patch16_224.augreg_in21k_ft_in1k "
         "(LocalEntryNotFoundError"
     )
-    assert_stops_cleanly(*SYNTHETIC, *TINY_TIMM_VIT, "model.timm_name=vit_tiny_patch16_224.augreg_in21k_ft_in1k",
-                         "model.pretrained=true", message=message, tmp_path=tmp_path, monkeypatch=monkeypatch,
+    assert_stops_cleanly(*SYNTHETIC, *TINY_TIMM_VIT, "model.net.name=vit_tiny_patch16_224.augreg_in21k_ft_in1k",
+                         "model.net.pretrained=true", message=message, tmp_path=tmp_path, monkeypatch=monkeypatch,
                          capsys=capsys)  # fmt: skip
 
 
@@ -124,4 +132,4 @@ def test_the_offline_message_names_the_cache_and_the_file_fix(tmp_path, monkeypa
         f"it looked in the Hugging Face cache {tmp_path / 'cache' / 'models--timm--resnet50.a1_in1k'}" in text
     )
     assert "(HF_HUB_OFFLINE=1: the hub was not asked)" in text
-    assert "or give a file: model.pretrained=/path/to/model.safetensors" in text
+    assert "or give a file: model.net.pretrained=/path/to/model.safetensors" in text

@@ -10,15 +10,10 @@ from pytorch_lightning.callbacks import Callback
 from timm_weights import module_for, source_net, write_weights
 from tiny_models import NUM_CLASSES, class_images, image_size, loader, tiny_model
 
-from vitbench.classification import DeiTModule
-from vitbench.classification.probe import classifier_heads, freeze_backbone
-
-DEIT = dict(img_size=16, patch_size=4, embed_dim=32, depth=2, num_heads=2, distillation={"kind": "none"})
+from vitbench.classification.finetune import classifier_heads, freeze_backbone
 
 
 def probe(name: str, **kwargs):
-    if name == "deit":
-        return DeiTModule(num_classes=NUM_CLASSES, in_chans=1, finetune="linear", **DEIT, **kwargs)
     return tiny_model(name, finetune="linear", **kwargs)
 
 
@@ -40,7 +35,7 @@ class BackboneWatch(Callback):
 @pytest.mark.parametrize("name", ["vit", "deit", "swin", "efficientvit", "cnn"])
 def test_only_the_head_trains(name, tmp_path, adamw):
     module = probe(name, optimizer=adamw)
-    size = DEIT["img_size"] if name == "deit" else image_size(name)
+    size = image_size("vit" if name == "deit" else name)
     x, y = class_images(64, size)
     heads = {n for n, p in module.net.named_parameters() if p.requires_grad}
     before = {k: v.clone() for k, v in module.net.state_dict().items()}  # batch-norm statistics included
@@ -63,7 +58,7 @@ def test_only_the_head_trains(name, tmp_path, adamw):
 @pytest.mark.parametrize("name", ["vit", "deit", "swin", "efficientvit", "cnn"])
 def test_a_probe_computes_the_networks_logits(name):
     module = probe(name).eval()
-    size = DEIT["img_size"] if name == "deit" else image_size(name)
+    size = image_size("vit" if name == "deit" else name)
     x = torch.randn(4, 1, size, size)
     with torch.no_grad():
         assert torch.allclose(module(x), module.net(x), atol=1e-6)

@@ -10,10 +10,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 from PIL import Image
+from tiny_models import classifier
 
 import vitbench.classification.pictures  # its TestPictures imported by name would look like a test class to pytest
 from clirun import run_cli, wandb_inspect
-from vitbench.classification import CNNModule
 from vitbench.classification.pictures import Mistakes, spread_over_classes
 from vitbench.data.augment import normalize
 from vitbench.run.drawing import GAP, TILE_PX, confusion_picture, to_display
@@ -69,7 +69,7 @@ def test_display_inverts_the_datamodules_normalization():
 def test_callback_counts_the_confusion_matrix_and_draws_from_the_test_batches(tmp_path):
     """The callback's hooks fed two hand-made test batches, as Lightning would."""
     callback = vitbench.classification.pictures.TestPictures(mistakes=2, attention_images=2)
-    module = CNNModule(num_classes=3, channels=(8, 8, 8, 8))  # a classifier without attention
+    module = classifier("cnn", num_classes=3, channels=(8, 8, 8, 8))  # a classifier without attention
     trainer = SimpleNamespace(
         is_global_zero=True, default_root_dir=str(tmp_path), loggers=[], global_step=0,
         datamodule=SimpleNamespace(classes=CLASSES, mean=(0.5,), std=(0.25,)),
@@ -137,7 +137,7 @@ def run_in_process(compose_cfg, *overrides: str) -> Path:
 
 
 def test_deit_attention_has_a_row_for_each_of_its_two_tokens(compose_cfg, vit_run):
-    run = run_in_process(compose_cfg, "model=deit", "model.distillation.kind=none")
+    run = run_in_process(compose_cfg, "model=deit", "model.criterion.kind=none")
     deit = assert_real_png(run / "pictures" / "attention.png")
     vit = Image.open(vit_run / "pictures" / "attention.png")
     # Same images and captions; one more row of tiles (28 px images shown 3x) for the distillation token.

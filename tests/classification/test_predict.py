@@ -21,14 +21,14 @@ from PIL import Image
 
 from clirun import run_cli
 from vitbench.classification.predict import main
-from vitbench.data.readers import make_synthetic
+from vitbench.data import make_synthetic
 
 VITBENCH_PREDICT = Path(sys.executable).parent / "vitbench-predict"
 CLASSES = torchvision.datasets.FashionMNIST.classes
 N_TEST = 100  # not a multiple of the evaluation batch (64): the last batch is partial
 # DeiT without a teacher: its prediction is the average of the class and distillation heads.
 TINY_DEIT = (
-    "model=deit", "model.distillation.kind=none", "model.embed_dim=32", "model.depth=1", "model.num_heads=2",
+    "model=deit", "model.criterion.kind=none", "model.net.embed_dim=32", "model.net.depth=1", "model.net.num_heads=2",
 )  # fmt: skip
 
 
@@ -49,7 +49,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
     """A finished vitbench-train run on learnable 28 px images in torchvision's FashionMNIST layout
-    under data.root: 30 steps of a tiny DeiT (test_acc ~0.4, between chance and perfect, so a wrong
+    under data.source.root: 30 steps of a tiny DeiT (test_acc ~0.4, between chance and perfect, so a wrong
     transform shows), tested on all N_TEST images."""
     cwd = tmp_path_factory.mktemp("predict")
     raw = cwd / "data" / "FashionMNIST" / "raw"
@@ -59,7 +59,7 @@ def run(tmp_path_factory) -> Path:
         write_idx(raw / f"{prefix}-images-idx3-ubyte", images[:, 0].numpy())
         write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels.numpy())
     proc = run_cli(
-        "data=fashion_mnist", f"data.root={cwd / 'data'}", "data.val_size=64", *TINY_DEIT, "model.optimizer.lr=1e-2",
+        "data=fashion_mnist", f"data.source.root={cwd / 'data'}", "data.val_size=64", *TINY_DEIT, "model.optimizer.lr=1e-2",
         "debug=fast", "trainer.max_epochs=5", "trainer.limit_train_batches=1.0", "trainer.limit_test_batches=1.0",
         "logger=none", "threads=1", f"hydra.run.dir={cwd / 'run'}", cwd=cwd,
     )  # fmt: skip

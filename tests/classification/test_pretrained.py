@@ -1,4 +1,4 @@
-"""model.timm_name and model.pretrained: timm's own architectures, and weights loaded through timm from
+"""model.net.name and model.net.pretrained (size=pretrained): timm's own architectures, and weights loaded through timm from
 every form a user has them in (a .safetensors file, torch.save'd .pth/.bin, a save_for_hf folder, the
 Hugging Face cache offline), written here from random timm models."""
 
@@ -39,7 +39,7 @@ def test_every_tensor_but_the_head_is_the_files(variant, form, tmp_path, monkeyp
     assert record["loaded"] == len(loaded) - len(head) and record["resized"] == {}
     expected_source = f"hf-hub:timm/{TIMM[variant][1]}" if form == "hub" else str(pretrained)
     assert record["source"] == expected_source
-    assert "pretrained" not in module.hparams  # a checkpoint reloads its own weights, not these
+    assert "pretrained" not in module.hparams["net"]  # a checkpoint reloads its own weights, not these
 
 
 @pytest.mark.parametrize("variant", list(TIMM))
@@ -65,11 +65,11 @@ def test_a_position_table_is_resampled_as_timm_resamples_it(variant, prefix, tmp
 
 def test_swin_relative_position_tables_follow_another_window(tmp_path):
     source = source_net("swin")  # windows of 4: (2*4-1)^2 = 49 relative positions
-    cls, name, args, cpu_keys = TIMM["swin"]
+    cls, name, args = TIMM["swin"]
     pretrained = write_weights(source, "safetensors", tmp_path)
 
     net, record = build_timm_net(
-        name, pretrained, {**args, "window_size": 2}, {}, num_classes=NUM_CLASSES, img_size=IMG
+        name, pretrained, {**args, "window_size": 2}, num_classes=NUM_CLASSES, img_size=IMG
     )
 
     tables = {k: v for k, v in record["resized"].items() if k.endswith("relative_position_bias_table")}
@@ -92,7 +92,7 @@ def test_grey_input_gets_the_sum_of_the_rgb_kernels(variant, tmp_path):
 def test_a_file_of_another_architecture_is_refused(tmp_path):
     resnet = write_weights(source_net("cnn"), "safetensors", tmp_path)
     with pytest.raises(
-        ValueError, match=r"model.pretrained=.*weights.safetensors.*does not hold vit_tiny_patch16_224"
+        ValueError, match=r"model.net.pretrained=.*weights.safetensors.*does not hold vit_tiny_patch16_224"
     ):
         module_for("vit", resnet, NUM_CLASSES)
 
@@ -107,7 +107,7 @@ def test_a_vitbench_checkpoint_as_weights_points_to_init_from(tmp_path):
 def test_a_folder_of_another_architecture_names_it(tmp_path):
     folder = write_weights(source_net("cnn"), "hf", tmp_path)
     with pytest.raises(
-        ValueError, match=r"holds a resnet18 \(its config.json\).*set model.timm_name=resnet18"
+        ValueError, match=r"holds a resnet18 \(its config.json\).*set model.net.name=resnet18"
     ):
         module_for("vit", folder, NUM_CLASSES)
 
@@ -124,12 +124,19 @@ def test_unknown_names_and_tags_suggest_timms_own():
 
 def test_size_pretrained_normalizes_with_the_weights_statistics(compose_cfg):
     vit = compose_cfg("size=pretrained", "model=vit")
-    assert vit.model.timm_name == "vit_small_patch16_224.augreg_in21k_ft_in1k" and vit.model.embed_dim is None
+    assert (
+        vit.model.net.name == "vit_small_patch16_224.augreg_in21k_ft_in1k"
+        and "embed_dim" not in vit.model.net
+    )
     assert list(vit.data.mean) == [0.5] and list(vit.data.std) == [0.5]  # grey: the average of AugReg's 0.5s
     cnn = compose_cfg("size=pretrained", "model=cnn", "data=cifar10")
-    assert list(cnn.data.mean) == [0.485, 0.456, 0.406] and list(cnn.model.data_std) == [0.229, 0.224, 0.225]
+    assert list(cnn.data.mean) == [0.485, 0.456, 0.406] and list(cnn.model.net.data_std) == [
+        0.229,
+        0.224,
+        0.225,
+    ]
     own = compose_cfg("size=pretrained", "model=swin", "data.mean=[0.3]", "data.std=[0.2]")
-    assert list(own.data.mean) == [0.3] and own.model.timm_name.startswith("swin_tiny")
+    assert list(own.data.mean) == [0.3] and own.model.net.name.startswith("swin_tiny")
 
 
 def test_the_record_says_which_normalization(tmp_path):
@@ -141,11 +148,11 @@ def test_the_record_says_which_normalization(tmp_path):
 
 
 def test_a_deit_teacher_takes_the_same_forms(tmp_path):
-    stats = ([0.5], [0.25], IMG, 3)
-    fitted = source_net("cnn", num_classes=NUM_CLASSES)
-    teacher = load_teacher(
-        None, TIMM["cnn"][1], write_weights(fitted, "hf", tmp_path / "a"), NUM_CLASSES, stats, "x"
+    stats = dict(
+        num_classes=NUM_CLASSES, data_mean=[0.5], data_std=[0.25], img_size=IMG, in_chans=3, dataset="x"
     )
+    fitted = source_net("cnn", num_classes=NUM_CLASSES)
+    teacher = load_teacher(None, TIMM["cnn"][1], write_weights(fitted, "hf", tmp_path / "a"), **stats)
     assert all(torch.equal(v, fitted.state_dict()[k]) for k, v in teacher.net.state_dict().items())
 
     imagenet = write_weights(source_net("cnn"), "hf", tmp_path / "b")  # FILE_CLASSES classes
@@ -153,7 +160,7 @@ def test_a_deit_teacher_takes_the_same_forms(tmp_path):
         TeacherError,
         match=r"model.teacher.pretrained=.*the teacher's head \(fc.weight, fc.bias\) would be random",
     ):
-        load_teacher(None, TIMM["cnn"][1], imagenet, NUM_CLASSES, stats, "x")
+        load_teacher(None, TIMM["cnn"][1], imagenet, **stats)
 
 
 @pytest.mark.slow  # a vitbench-train process: ~10 s of imports before its first step
@@ -174,8 +181,8 @@ def test_pretrained_true_reads_the_hub_cache_offline_end_to_end(tmp_path):
     env.pop("WANDB_API_KEY", None)
     command = [
         str(Path(sys.executable).parent / "vitbench-train"), "data=synthetic", "debug=fast", "logger=none",
-        "pictures=false", "size=pretrained", f"model.timm_name={name}", "model.timm_args={patch_size:8,depth:1}",
-        "data.img_size=32", "model.pretrained=true", f"hydra.run.dir={tmp_path / 'run'}",
+        "pictures=false", "size=pretrained", f"model.net.name={name}", "model.net.args={patch_size:8,depth:1}",
+        "data.img_size=32", "model.net.pretrained=true", f"hydra.run.dir={tmp_path / 'run'}",
     ]  # fmt: skip
     proc = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -199,11 +206,11 @@ CITED_PARAMS_M = {"vit": 22.05, "deit": 22.44, "swin": 28.29, "efficientvit": 9.
 def test_experiment_finetune_builds_the_cited_architectures(model, compose_cfg):
     import hydra
 
-    overrides = ["model.teacher.checkpoint=null", "model.distillation.kind=none"] if model == "deit" else []
+    overrides = ["model.teacher.checkpoint=null", "model.criterion.kind=none"] if model == "deit" else []
     cfg = compose_cfg("experiment=finetune", f"model={model}", "data=synthetic", "data.in_chans=3",
                       "data.num_classes=1000", *overrides)  # fmt: skip
-    assert cfg.data.img_size == 224 and cfg.model.optimizer.layer_decay == 0.65
-    assert cfg.model.optimizer.lr == 2.5e-4 and cfg.model.pretrained is False
+    assert cfg.data.img_size == 224 and cfg.model.layer_decay == 0.65
+    assert cfg.model.optimizer.lr == 2.5e-4 and cfg.model.net.pretrained is False
     module = hydra.utils.instantiate(cfg.model)
     assert round(sum(p.numel() for p in module.net.parameters()) / 1e6, 2) == CITED_PARAMS_M[model]
     assert module.init_record is None  # timm's random initialisation: nothing loaded, nothing recorded
@@ -219,9 +226,9 @@ def test_fashion_mnist_reaches_a_pretrained_network_at_its_resolution(
     write_fashion(tmp_path / "fmnist", "torchvision")
     weights = write_weights(source_net("vit", in_chans=1, img_size=32), "safetensors", tmp_path)
     code, err = run_main(
-        "data=fashion_mnist", f"data.root={tmp_path / 'fmnist'}", "data.val_size=4", "data.batch_size=4",
+        "data=fashion_mnist", f"data.source.root={tmp_path / 'fmnist'}", "data.val_size=4", "data.batch_size=4",
         "data.img_size=32", "debug=fast", "logger=none", "pictures=false", "size=pretrained",
-        f"model.timm_name={TIMM['vit'][1]}", "model.timm_args={patch_size:8,depth:1}", f"model.pretrained={weights}",
+        f"model.net.name={TIMM['vit'][1]}", "model.net.args={patch_size:8,depth:1}", f"model.net.pretrained={weights}",
         f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys,
     )  # fmt: skip
     assert code == 0, err[-3000:]

@@ -9,13 +9,10 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
-from tiny_models import NUM_CLASSES, TINY, class_images, image_size, loader, tiny_model
+from tiny_models import class_images, image_size, loader, tiny_model
 
-from vitbench.classification import CNNModule, DeiTModule
 from vitbench.classification.teacher import Teacher
 from vitbench.run.flops import forward_gflops
-
-TINY_DEIT = dict(TINY["vit"][1], distillation={"kind": "none"})
 
 
 def side(name: str) -> int:
@@ -25,8 +22,6 @@ def side(name: str) -> int:
 def build(name: str, **options):
     """A tiny model of variant ``name`` (``deit`` too) with the speed ``options``, same weights for any options."""
     torch.manual_seed(0)
-    if name == "deit":
-        return DeiTModule(num_classes=NUM_CLASSES, in_chans=1, **TINY_DEIT, **options)
     return tiny_model(name, **options)
 
 
@@ -154,15 +149,13 @@ def test_switches_compose_without_plus(compose_cfg):
     model = instantiate(cfg.model)
     assert model.hparams.channels_last and model.hparams.compile and model.compile_net
     assert model.optimizer_factory.keywords["fused"] is True
-    cfg = compose_cfg(
-        "model=deit", "data=synthetic", "model.fused_attn=false", "model.distillation.kind=none"
-    )
+    cfg = compose_cfg("model=deit", "data=synthetic", "model.fused_attn=false", "model.criterion.kind=none")
     assert not any(m.fused_attn for m in instantiate(cfg.model).net.modules() if hasattr(m, "fused_attn"))
 
 
 def test_deit_compiles_its_blocks_once_and_never_the_teacher():
     student = build("deit", compile=True)
-    cnn = CNNModule(num_classes=NUM_CLASSES, in_chans=1, **TINY["cnn"][1])
+    cnn = tiny_model("cnn")
     stats = ([0.5], [0.25], side("deit"), 1)
     student.set_teacher(Teacher(cnn.net, stats, stats))
     keys = list(student.state_dict())

@@ -1,5 +1,5 @@
 """timm's own architectures, made tiny by timm arguments, and weight files written in every form that
-``model.pretrained`` reads (imported as a plain module by pytest's rootdir import mode)."""
+``model.net.pretrained`` reads (imported as a plain module by pytest's rootdir import mode)."""
 
 from __future__ import annotations
 
@@ -10,33 +10,22 @@ import timm
 import torch
 from torch import nn
 
-from vitbench.classification import CNNModule, DeiTModule, EfficientViTModule, SwinModule, ViTModule
+from vitbench.classification import DeiTModule, ImageClassifier
 
-# variant -> (module, timm architecture with a pretrained tag, timm arguments that make it tiny,
-# the variant's CPU-size keys, cleared as size=pretrained does). A 32 px input for all.
+# variant -> (module, timm architecture with a pretrained tag, timm arguments that make it tiny).
+# A 32 px input for all.
 TIMM = {
-    "vit": (
-        ViTModule, "vit_tiny_patch16_224.augreg_in21k_ft_in1k", {"patch_size": 8, "depth": 1},
-        ("patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio", "global_pool"),
-    ),
-    "deit": (
-        DeiTModule, "deit_tiny_distilled_patch16_224.fb_in1k", {"patch_size": 8, "depth": 1},
-        ("patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio"),
-    ),
+    "vit": (ImageClassifier, "vit_tiny_patch16_224.augreg_in21k_ft_in1k", {"patch_size": 8, "depth": 1}),
+    "deit": (DeiTModule, "deit_tiny_distilled_patch16_224.fb_in1k", {"patch_size": 8, "depth": 1}),
     "swin": (
-        SwinModule, "swin_tiny_patch4_window7_224.ms_in1k",
+        ImageClassifier, "swin_tiny_patch4_window7_224.ms_in1k",
         {"embed_dim": 16, "depths": (1, 1), "num_heads": (1, 2), "window_size": 4},
-        ("patch_size", "embed_dim", "depths", "num_heads", "window_size", "mlp_ratio"),
     ),
     "efficientvit": (
-        EfficientViTModule, "efficientvit_b0.r224_in1k",
+        ImageClassifier, "efficientvit_b0.r224_in1k",
         {"widths": (8, 16, 16, 32, 32), "depths": (1, 1, 1, 1, 1), "head_dim": 8, "head_widths": (32, 32)},
-        ("widths", "depths", "head_dim", "expand_ratio", "head_widths"),
     ),
-    "cnn": (
-        CNNModule, "resnet18.a1_in1k", {"channels": (8, 16, 16, 32), "layers": (1, 1, 1, 1)},
-        ("channels", "layers", "stem_stride"),
-    ),
+    "cnn": (ImageClassifier, "resnet18.a1_in1k", {"channels": (8, 16, 16, 32), "layers": (1, 1, 1, 1)}),
 }  # fmt: skip
 IMG = 32
 FILE_CLASSES = 7  # the weights' head; the runs have NUM_CLASSES
@@ -47,7 +36,7 @@ def source_net(
 ):
     """A timm model of the variant's tiny architecture with random weights (and random batch-norm
     statistics, so that loading them shows), in eval mode."""
-    _, name, args, _ = TIMM[variant]
+    _, name, args = TIMM[variant]
     kwargs = dict(in_chans=in_chans, num_classes=num_classes, **args)
     if variant in ("vit", "deit", "swin"):
         kwargs["img_size"] = img_size
@@ -60,16 +49,25 @@ def source_net(
     return net.eval()
 
 
-def module_for(variant: str, pretrained, num_classes: int, in_chans: int = 3, img_size: int = IMG, **kwargs):
-    """The variant's LightningModule on timm's tiny architecture with ``pretrained`` weights."""
-    cls, name, args, cpu_keys = TIMM[variant]
-    extra = {"img_size": img_size} if variant != "cnn" else {}
-    if variant == "deit":
-        kwargs.setdefault("distillation", {"kind": "none"})
-    return cls(
-        num_classes=num_classes, in_chans=in_chans, timm_name=name, timm_args=args, pretrained=pretrained,
-        **dict.fromkeys(cpu_keys), **extra, **kwargs,
-    )  # fmt: skip
+def module_for(
+    variant: str,
+    pretrained,
+    num_classes: int,
+    in_chans: int = 3,
+    img_size: int = IMG,
+    data_mean=None,
+    data_std=None,
+    **recipe,
+):
+    """The variant's classifier on timm's tiny architecture (model.net: timm_network) with ``pretrained`` weights."""
+    cls, name, args = TIMM[variant]
+    extra = {"img_size": img_size} if variant in ("vit", "deit", "swin") else {}
+    net = {
+        "_target_": "vitbench.classification.pretrained.timm_network", "name": name, "num_classes": num_classes,
+        "in_chans": in_chans, "args": args, "pretrained": pretrained, "data_mean": data_mean, "data_std": data_std,
+        **extra,
+    }  # fmt: skip
+    return cls(net, **recipe)
 
 
 def classifier_names(variant: str) -> set[str]:

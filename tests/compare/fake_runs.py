@@ -10,6 +10,8 @@ import pandas as pd
 import yaml
 from PIL import Image
 
+from vitbench.run.results import RECORD_FORMAT
+
 MODELS = {"vit": (5_400_000, 1.26, 900.0), "deit": (5_700_000, 0.05, 2400.0)}  # params, GFLOPs, images/s
 DROP_PATH = ("0.0", "0.1")
 SEEDS = (0, 1)
@@ -20,11 +22,12 @@ def fake_record(model: str, drop: str, seed: int) -> dict[str, Any]:
     params, gflops, speed = MODELS[model]
     test_acc = 0.70 + 0.05 * (model == "deit") + 0.02 * float(drop) * 10 + 0.013 * seed
     record = {
+        "format": RECORD_FORMAT,
         "task": "classification",
         "model": model,
         "dataset": "fashion_mnist",
         "seed": seed,
-        "overrides": [f"model={model}", f"model.drop_path_rate={drop}", f"seed={seed}"],
+        "overrides": [f"model={model}", f"model.net.drop_path_rate={drop}", f"seed={seed}"],
         "params": params,
         "gflops": gflops,
         "train_images_per_s": speed + 37.0 * seed,
@@ -72,9 +75,9 @@ def write_sweep(root: Path) -> list[dict[str, Any]]:
     for job, record in enumerate(records):
         name = f"{job}_" + ",".join(sorted(record["overrides"]))
         _write_job(root / name, record["overrides"], record, json.dumps(record))
-    crashed = ["model=vit", "model.drop_path_rate=0.1", "seed=2"]
+    crashed = ["model=vit", "model.net.drop_path_rate=0.1", "seed=2"]
     _write_job(root / f"{len(records)}_crashed", crashed, None, None)
-    corrupt = ["model=deit", "model.drop_path_rate=0.0", "seed=2"]
+    corrupt = ["model=deit", "model.net.drop_path_rate=0.0", "seed=2"]
     _write_job(root / f"{len(records) + 1}_corrupt", corrupt, None, '{"model": "deit", "seed": ')
     return records
 
@@ -94,6 +97,7 @@ def fake_denoising_record(model: str, prediction: str | None, seed: int) -> dict
         f"seed={seed}",
     ]
     return {
+        "format": RECORD_FORMAT,
         "task": "denoising",
         "model": model,
         "dataset": "fashion_mnist",
@@ -173,8 +177,7 @@ def fake_config(model: str, drop: str, seed: int, run_id: str) -> dict[str, Any]
         "seed": seed,
         "model": {
             "_target_": f"vitbench.models.{model}",
-            "embed_dim": 192 if model == "vit" else 96,
-            "drop_path_rate": float(drop),
+            "net": {"embed_dim": 192 if model == "vit" else 96, "drop_path_rate": float(drop)},
         },
         "paths": {"output_dir": f"/runs/{run_id}"},
         "logger": {"wandb": {"name": f"{model}-s{seed}"}},

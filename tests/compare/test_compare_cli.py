@@ -13,7 +13,7 @@ def test_cli_writes_into_the_sweep_folder_and_prints_the_table(sweep, capsys):
     root, _ = sweep
     assert main([str(root)]) == 0  # failed jobs do not fail the report
     out = capsys.readouterr().out
-    assert "| model | model.drop_path_rate | test acc (%) |" in out
+    assert "| model | model.net.drop_path_rate | test acc (%) |" in out
     assert "| deit | 0.0 | 75.65 ± 0.92 |" in out
     assert "2 failed or unfinished run(s)" in out
     assert f"wrote {root / 'report.html'}" in out
@@ -52,7 +52,7 @@ def test_wandb_reads_the_group_and_lists_crashed_runs():
     assert api.calls == [("team/vitbench", {"group": "sweep-1"})]
     crashed = [r for r in runs if not r.finished]
     assert [(r.source, r.reason) for r in crashed] == [("team/vitbench/r99", "W&B state is 'crashed'")]
-    assert crashed[0].overrides == ["model=vit", "seed=2", "model.drop_path_rate=0.1"]
+    assert crashed[0].overrides == ["model=vit", "seed=2", "model.net.drop_path_rate=0.1"]
     with pytest.raises(ValueError, match="ENTITY/PROJECT"):
         find_wandb_runs("vitbench", "sweep-1", api=api)
 
@@ -79,7 +79,7 @@ def test_cli_prints_one_table_per_task(mixed, capsys):
     root, _, _ = mixed
     assert main([str(root)]) == 0
     out = capsys.readouterr().out
-    assert "## Classification\n\n| model | model.drop_path_rate | test acc (%) |" in out
+    assert "## Classification\n\n| model | model.net.drop_path_rate | test acc (%) |" in out
     denoising = "## Denoising (FID in vitbench-CNN features; not comparable with Inception FID)"
     assert f"{denoising}\n\n| model | model.prediction | FID (vitbench-CNN) |" in out
     assert "| vit | 0.1 | 72.65 ± 0.92 |" in out and "| jit | eps | 23.75 ± 1.06 |" in out

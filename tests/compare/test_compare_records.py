@@ -11,6 +11,7 @@ from fake_runs import fake_denoising_record, fake_record
 
 from vitbench.compare import find_runs, load_records
 from vitbench.compare.records import check_results
+from vitbench.run.results import RECORD_FORMAT
 
 FID_NULL = "unfinished: fid is null (stopped before the test, or tested without model.feature_cnn, the CNN that FID needs)"
 
@@ -31,7 +32,7 @@ def test_crashed_and_corrupt_jobs_are_failed_with_their_overrides(sweep):
     root, _ = sweep
     failed = {Path(r.source).name: r for r in find_runs(root) if not r.finished}
     assert set(failed) == {"8_crashed", "9_corrupt"}
-    assert failed["8_crashed"].overrides == ["model=vit", "model.drop_path_rate=0.1", "seed=2"]
+    assert failed["8_crashed"].overrides == ["model=vit", "model.net.drop_path_rate=0.1", "seed=2"]
     assert "no results.json" in failed["8_crashed"].reason
     assert failed["9_corrupt"].reason.startswith("corrupt results.json")
 
@@ -41,7 +42,9 @@ def test_null_test_acc_or_missing_keys_count_as_failed(sweep):
     job = next(root.glob("0_*"))
     (job / "results.json").write_text(json.dumps({**records[0], "test_acc": None}))
     job1 = next(root.glob("1_*"))
-    (job1 / "results.json").write_text(json.dumps({"model": "vit"}))
+    (job1 / "results.json").write_text(
+        json.dumps({"format": RECORD_FORMAT, "task": "classification", "model": "vit"})
+    )
     reasons = {Path(r.source).name[:2]: r.reason for r in find_runs(root)}
     assert "test_acc is null" in reasons["0_"]
     assert "missing dataset" in reasons["1_"]
@@ -83,9 +86,11 @@ def test_check_results_per_task():
     assert unknown == (
         "corrupt results.json: task='segmentation' is unknown, expected one of classification, denoising, pretraining"
     )
-    old = {k: v for k, v in fake_record("vit", "0.0", 0).items() if k != "task"}
-    assert check_results(old) == ""  # written before the "task" key existed: a classification run
-    assert check_results({**old, "test_acc": None}).startswith("unfinished: test_acc is null")
+    no_task = {k: v for k, v in fake_record("vit", "0.0", 0).items() if k != "task"}
+    assert check_results(no_task).startswith("corrupt results.json: missing task")
+    assert check_results({**fake_record("vit", "0.0", 0), "test_acc": None}).startswith(
+        "unfinished: test_acc is null"
+    )
 
 
 def test_load_records_reads_both_tasks(mixed):
@@ -110,13 +115,17 @@ def test_denoising_curve_is_the_val_loss(mixed):
     assert [v for _, v in run.val_curve] == pytest.approx([best + 0.2, best + 0.1, best])
 
 
-def test_old_record_without_task_is_classification(sweep):
+@pytest.mark.parametrize(
+    ("written", "version"), [({}, "0.1.0 (it has no format key)"), ({"format": "0.3.0"}, "0.3.0")]
+)
+def test_a_record_of_another_format_is_refused_naming_its_version(sweep, written, version):
     root, records = sweep
     job = next(root.glob("0_*"))
-    (job / "results.json").write_text(json.dumps({k: v for k, v in records[0].items() if k != "task"}))
+    record = {k: v for k, v in records[0].items() if k != "format"}
+    (job / "results.json").write_text(json.dumps({**record, **written}))
     row = load_records(find_runs(job)).iloc[0]
-    assert (row["status"], row["task"], row["test_acc"]) == (
-        "finished",
-        "classification",
-        records[0]["test_acc"],
+    assert row["status"] == "failed"
+    assert row["reason"] == (
+        f"refused: results.json was written by vitbench {version}; this vitbench 0.2.0 reads format 0.2.0 only: "
+        f"re-run it with this version, or use vitbench {version.split(' ')[0]} to read it."
     )

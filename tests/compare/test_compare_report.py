@@ -26,7 +26,7 @@ def report(tmp_path_factory):
 
 
 # drop_path_rate 0.0 / 0.1 is a numeric swept key: test accuracy is also plotted against it.
-SWEEP_PNGS = (*PLOTS, "test_acc_vs_model_drop_path_rate")
+SWEEP_PNGS = (*PLOTS, "test_acc_vs_model_net_drop_path_rate")
 
 
 def test_writes_every_file(report):
@@ -37,7 +37,7 @@ def test_writes_every_file(report):
 def test_results_csv_one_row_per_group(report):
     table = pd.read_csv(report["results_csv"])
     assert len(table) == 4
-    assert {"model", "model.drop_path_rate", "n", "test_acc_mean", "test_acc_std", "gflops_mean"} <= set(
+    assert {"model", "model.net.drop_path_rate", "n", "test_acc_mean", "test_acc_std", "gflops_mean"} <= set(
         table.columns
     )
     assert table["n"].tolist() == [2, 2, 2, 2]
@@ -47,7 +47,7 @@ def test_results_md_has_the_table_and_the_failed_runs(report):
     text = report["results_md"].read_text()
     assert "| vit | 0.1 | 72.65 ± 0.92 |" in text
     failed = text.split("## Failed or unfinished runs", 1)[1]
-    assert "8_crashed" in failed and "model=vit model.drop_path_rate=0.1 seed=2" in failed
+    assert "8_crashed" in failed and "model=vit model.net.drop_path_rate=0.1 seed=2" in failed
     assert "9_corrupt" in failed and "corrupt results.json" in failed
 
 
@@ -55,7 +55,7 @@ def test_report_html_is_self_contained(report):
     text = report["report_html"].read_text()
     assert "http://" not in text and "https://" not in text
     assert "72.65 ± 0.92" in text
-    assert "model=deit model.drop_path_rate=0.0 seed=2" in text  # the corrupt job
+    assert "model=deit model.net.drop_path_rate=0.0 seed=2" in text  # the corrupt job
     images = re.findall(r'<img alt="(\w+)" src="data:image/png;base64,([^"]+)"', text)
     assert [name for name, _ in images] == list(SWEEP_PNGS)
     for _, data in images:

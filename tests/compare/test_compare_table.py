@@ -27,16 +27,16 @@ def df(sweep):
 
 
 def test_swept_keys_are_the_overrides_that_differ_except_seed(df):
-    assert swept_keys(df) == ["model.drop_path_rate"]
+    assert swept_keys(df) == ["model.net.drop_path_rate"]
 
 
 def test_aggregate_matches_statistics_over_seeds(df, sweep):
     _, records = sweep
     table = aggregate(df)
-    assert list(table.columns[:4]) == ["model", "model.drop_path_rate", "n", "seeds"]
+    assert list(table.columns[:4]) == ["model", "model.net.drop_path_rate", "n", "seeds"]
     assert len(table) == 4  # 2 models x 2 drop-path rates
     for row in table.to_dict("records"):
-        drop = f"model.drop_path_rate={row['model.drop_path_rate']}"
+        drop = f"model.net.drop_path_rate={row['model.net.drop_path_rate']}"
         group = [r for r in records if r["model"] == row["model"] and drop in r["overrides"]]
         assert row["n"] == len(group) == 2
         assert row["seeds"] == "0,1"
@@ -76,13 +76,13 @@ def test_format_table_in_percent_and_millions(df):
 def test_no_finished_run_gives_an_empty_table(df):
     table = aggregate(df[df["status"] != "finished"])
     assert table.empty and "test_acc_mean" in table.columns
-    assert list(format_table(table).columns)[-1] == "images/s"
+    assert list(format_table(table).columns)[-1] == "wall time (min)"
 
 
 def test_runs_on_several_datasets_are_not_mixed(df):
     df.loc[df["seed"] == 1, "dataset"] = "cifar10"  # as if read from two single-run folders
     table = aggregate(df)
-    assert list(table.columns[:3]) == ["model", "dataset", "model.drop_path_rate"]
+    assert list(table.columns[:3]) == ["model", "dataset", "model.net.drop_path_rate"]
     assert len(table) == 8 and (table["n"] == 1).all()
 
 
@@ -100,7 +100,7 @@ def test_one_table_per_task_with_its_own_group_keys(mixed_df):
     assert list(tables) == ["classification", "denoising"]
     classification, denoising = tables["classification"], tables["denoising"]
     # Each task's swept keys come from its own runs: no "(default)" column from the other task.
-    assert group_keys(classification) == ["model", "model.drop_path_rate"]
+    assert group_keys(classification) == ["model", "model.net.drop_path_rate"]
     assert group_keys(denoising) == ["model", "model.prediction"]
     assert classification["n"].tolist() == [2, 2, 2, 2] and denoising["n"].tolist() == [2, 2, 2]
     pd.testing.assert_frame_equal(aggregate(mixed_df), classification)  # classification by default
@@ -135,6 +135,7 @@ def test_format_denoising_table(mixed_df):
         "GFLOPs",
         "images/s",
         "sampling images/s",
+        "wall time (min)",
     ]
     jit_eps = _row(shown, "jit", "eps")
     assert jit_eps["FID (vitbench-CNN)"] == "23.75 ± 1.06"
@@ -144,7 +145,8 @@ def test_format_denoising_table(mixed_df):
     assert (jit_eps["n"], jit_eps["params (M)"], jit_eps["GFLOPs"]) == ("2", "3.10", "0.42")
     assert (jit_eps["images/s"], jit_eps["sampling images/s"]) == ("1,510", "305")
     assert (
-        sampling_note(mixed_df) == "Sampling: 1000 generated images, 20 Heun steps, CFG scale 2 in every run."
+        sampling_note(mixed_df, "denoising")
+        == "Sampling: 1000 generated images, 20 Heun steps, CFG scale 2 in every run."
     )
 
 
@@ -155,7 +157,9 @@ def test_a_differing_sampling_setting_becomes_a_group_key(mixed_df):
     assert group_keys(table) == ["model", "model.prediction", "cfg_scale"]
     assert len(table) == 6 and (table["n"] == 1).all()  # runs sampled differently are not averaged
     assert sorted(set(format_table(table, "denoising")["cfg_scale"])) == ["1.5", "2"]
-    assert sampling_note(mixed_df) == "Sampling: 1000 generated images, 20 Heun steps in every run."
+    assert (
+        sampling_note(mixed_df, "denoising") == "Sampling: 1000 generated images, 20 Heun steps in every run."
+    )
     # Swept as an override, the setting is already a group key: no second column for it.
     mixed_df.loc[seed1, "overrides"] = pd.Series(
         [[*o, "model.cfg_scale=1.5"] for o in mixed_df.loc[seed1, "overrides"]], index=mixed_df.index[seed1]

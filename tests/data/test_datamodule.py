@@ -5,17 +5,16 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from data_writers import write_fashion
-from vitbench.data import ImageDataModule, normalize
+from data_writers import write_fashion, write_photo_folder
+from vitbench.data import FashionMNIST, ImageDataModule, ImageFolder, Synthetic, normalize
 
 
 def synthetic(**overrides):
     kwargs = dict(
-        dataset="synthetic", img_size=16, in_chans=3, num_classes=4, mean=(0.5,) * 3, std=(0.25,) * 3,
-        batch_size=32, val_size=64, synthetic_size=512,
+        img_size=16, in_chans=3, num_classes=4, mean=(0.5,) * 3, std=(0.25,) * 3, batch_size=32, val_size=64,
     )  # fmt: skip
     kwargs.update(overrides)
-    return ImageDataModule(**kwargs)
+    return ImageDataModule(Synthetic(num_images=kwargs.pop("num_images", 512)), **kwargs)
 
 
 def first_batch(dm, training):
@@ -81,8 +80,8 @@ def test_val_size_too_large_is_explained():
 @pytest.mark.parametrize(
     "overrides,key",
     [({"batch_size": 0}, "data.batch_size"), ({"val_size": -1}, "data.val_size"),
-     ({"dataset": "mnist"}, "data.dataset"), ({"mean": (0.5,)}, "data.mean"),
-     ({"dataset": "imagefolder"}, "data.root")],
+     ({"num_classes": 1}, "data.num_classes"), ({"mean": (0.5,)}, "data.mean"),
+     ({"num_classes": None}, "data.num_classes is null but synthetic does not say")],
 )  # fmt: skip
 def test_bad_arguments_are_named(overrides, key):
     with pytest.raises(ValueError, match=key):
@@ -91,14 +90,19 @@ def test_bad_arguments_are_named(overrides, key):
 
 def test_config_mismatch_with_data_is_explained(tmp_path, no_debian):
     write_fashion(tmp_path, "torchvision")  # 1 x 28 x 28, labels 0..9
-    rgb = dict(dataset="fashion_mnist", root=str(tmp_path), val_size=4, mean=(0.5,) * 3, std=(0.5,) * 3)
+    rgb = dict(source=FashionMNIST(root=str(tmp_path)), val_size=4, mean=(0.5,) * 3, std=(0.5,) * 3)
     with pytest.raises(ValueError, match="data.in_chans=3"):
-        ImageDataModule(img_size=28, in_chans=3, num_classes=10, **rgb).setup()
+        ImageDataModule(img_size=28, in_chans=3, **rgb).setup()
     grey = dict(rgb, mean=(0.5,), std=(0.5,))
-    with pytest.raises(ValueError, match="set data.num_classes=10"):
-        ImageDataModule(img_size=28, in_chans=1, num_classes=5, **grey).setup()
-    dm = ImageDataModule(img_size=28, in_chans=1, num_classes=10, **grey)
+    with pytest.raises(ValueError) as e:
+        ImageDataModule(img_size=28, in_chans=1, num_classes=5, **grey)
+    assert str(e.value) == (
+        "data.num_classes=5 but Fashion-MNIST has 10 classes (T-shirt/top, Trouser, Pullover, Dress, Coat, Sandal, "
+        "Shirt, Sneaker, Bag, Ankle boot); set data.num_classes=10, or null to take the source's number."
+    )
+    dm = ImageDataModule(img_size=28, in_chans=1, **grey)
     dm.setup()
+    assert dm.num_classes == 10 and dm.hparams.num_classes == 10
     assert dm.num_train == 16 and dm.classes[0] == "T-shirt/top"
 
 
@@ -106,8 +110,8 @@ def test_a_fixed_size_set_stays_small_in_memory_and_is_resized_on_the_device(tmp
     """Fashion-MNIST at data.img_size=56 (224 in a fine-tuning run): held at 28 px, batches at 56 px."""
     write_fashion(tmp_path, "torchvision")
     dm = ImageDataModule(
-        dataset="fashion_mnist", root=str(tmp_path), img_size=56, in_chans=1, num_classes=10, mean=(0.5,),
-        std=(0.5,), val_size=4, batch_size=4, crop_padding=2, mixup_alpha=0.8,
+        FashionMNIST(root=str(tmp_path)), img_size=56, in_chans=1, mean=(0.5,), std=(0.5,), val_size=4,
+        batch_size=4, crop_padding=2, mixup_alpha=0.8,
     )  # fmt: skip
     dm.setup()
     assert dm.stored_size == 28 and dm.data_train.images.shape[1:] == (1, 28, 28)
@@ -118,18 +122,50 @@ def test_a_fixed_size_set_stays_small_in_memory_and_is_resized_on_the_device(tmp
     resized = torch.nn.functional.interpolate(normalized, size=(56, 56), mode="bicubic", align_corners=False)
     torch.testing.assert_close(x, resized)
     # At its own size nothing is resized: the same tensors as ever.
-    same = ImageDataModule(**{**dm.hparams, "img_size": 28})
+    same = ImageDataModule.from_hparams(dict(dm.hparams), img_size=28)
     same.setup()
     assert same.stored_size is None
     assert torch.equal(first_batch(same, training=False)[0], normalize(same.data_val.images, (0.5,), (0.5,)))
     # The channels are not converted: grey data into an RGB config is still refused.
     with pytest.raises(ValueError, match="data.in_chans=3"):
-        ImageDataModule(**{**dm.hparams, "in_chans": 3, "mean": (0.5,) * 3, "std": (0.5,) * 3}).setup()
+        ImageDataModule.from_hparams(dict(dm.hparams), in_chans=3, mean=(0.5,) * 3, std=(0.5,) * 3).setup()
+
+
+def test_hparams_are_plain_and_rebuild_the_datamodule(tmp_path):
+    """A checkpoint's datamodule_hyper_parameters: plain values a DeiT teacher and vitbench-predict read."""
+    write_photo_folder(tmp_path / "photos", per_class=2, test_per_class=1, classes=("ant", "bee", "cat"))
+    dm = ImageDataModule(
+        ImageFolder(root=str(tmp_path / "photos")), 16, 3, (0.5,) * 3, (0.25,) * 3, val_size=2
+    )
+    assert dm.hparams.source == {
+        "_target_": "vitbench.data.sources.folder.ImageFolder",
+        "root": str(tmp_path / "photos"),
+    }
+    assert dm.hparams.num_classes == 3 and dm.classes == ["ant", "bee", "cat"]
+    assert (dm.hparams.mean, dm.hparams.img_size, dm.hparams.in_chans) == ((0.5,) * 3, 16, 3)
+    moved = tmp_path / "moved"
+    (tmp_path / "photos").rename(moved)
+    again = ImageDataModule.from_hparams(dict(dm.hparams), root=str(moved))
+    again.setup()
+    assert again.source == ImageFolder(root=str(moved)) and again.num_train == 4
+    with pytest.raises(ValueError, match="not read from a folder"):
+        ImageDataModule.from_hparams(dict(synthetic().hparams), root=str(moved))
+
+
+def test_an_image_folder_with_other_classes_than_stated_is_refused(tmp_path):
+    """The issue's first bad input: 3 class folders and data.num_classes=5 trained a 5-way head."""
+    write_photo_folder(tmp_path, per_class=2, test_per_class=1, classes=("ant", "bee", "cat"))
+    with pytest.raises(ValueError) as e:
+        ImageDataModule(ImageFolder(root=str(tmp_path)), 16, 3, (0.5,) * 3, (0.25,) * 3, num_classes=5)
+    assert str(e.value) == (
+        f"data.num_classes=5 but the image folder data.source.root={tmp_path} has 3 classes (ant, bee, cat); "
+        "set data.num_classes=3, or null to take the source's number."
+    )
 
 
 def test_train_epoch_covers_the_set_in_full_batches():
     dm = synthetic(
-        img_size=28, in_chans=1, mean=(0.5,), std=(0.5,), synthetic_size=10_000, val_size=0, batch_size=256
+        img_size=28, in_chans=1, mean=(0.5,), std=(0.5,), num_images=10_000, val_size=0, batch_size=256
     )
     dm.setup()
     dm.trainer = SimpleNamespace(training=True)
@@ -151,7 +187,7 @@ def test_train_epoch_covers_the_set_in_full_batches():
 def test_loader_throughput_report(capsys):
     """Measures (does not assert) loader + augmentation images/s on 60k 28x28 images; see -s output."""
     dm = synthetic(
-        img_size=28, in_chans=1, mean=(0.5,), std=(0.5,), synthetic_size=60_000, val_size=0, batch_size=256
+        img_size=28, in_chans=1, mean=(0.5,), std=(0.5,), num_images=60_000, val_size=0, batch_size=256
     )
     dm.setup()
     dm.trainer = SimpleNamespace(training=True)

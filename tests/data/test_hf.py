@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from data_writers import save_hf_dataset, write_photo_folder
-from vitbench.data import ImageDataModule
+from vitbench.data import HuggingFace, ImageDataModule, ImageFolder
 
 NO_AUG = dict(scale=(1.0, 1.0), ratio=(1.0, 1.0), hflip=False, crop_pct=1.0, crop_padding=0)
 
@@ -30,10 +30,12 @@ def saved(folder, tmp_path_factory):
 
 
 def hf(path, **overrides) -> ImageDataModule:
-    kwargs = dict(dataset="hf", path=str(path), img_size=16, in_chans=3, num_classes=4, mean=(0.5,) * 3,
-                  std=(0.25,) * 3, batch_size=4, val_size=4, storage="stream", **NO_AUG)  # fmt: skip
+    kwargs = dict(img_size=16, in_chans=3, num_classes=4, mean=(0.5,) * 3, std=(0.25,) * 3, batch_size=4,
+                  val_size=4, storage="stream", **NO_AUG)  # fmt: skip
     kwargs.update(overrides)
-    dm = ImageDataModule(**kwargs)
+    source_keys = ("image_key", "label_key", "train_split", "test_split", "val_split", "cache_dir")
+    source = HuggingFace(str(path), **{k: kwargs.pop(k) for k in source_keys if k in kwargs})
+    dm = ImageDataModule(source, **kwargs)
     dm.setup()
     return dm
 
@@ -41,13 +43,11 @@ def hf(path, **overrides) -> ImageDataModule:
 @pytest.mark.parametrize("storage", ["memory", "stream"])
 def test_a_saved_dataset_reads_as_its_image_folder_does(folder, saved, storage):
     from_folder = ImageDataModule(
-        "imagefolder",
+        ImageFolder(root=str(folder)),
         16,
         3,
-        4,
         (0.5,) * 3,
         (0.25,) * 3,
-        root=str(folder),
         batch_size=4,
         val_size=4,
         storage=storage,
@@ -78,14 +78,14 @@ def test_its_own_validation_split_replaces_the_held_out_one(saved):
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
-    [({"path": "/nonexistent/data"}, "data.path=/nonexistent/data does not exist on this machine"),
+    [({"path": "/nonexistent/data"}, "data.source.path=/nonexistent/data does not exist on this machine"),
      ({"path": "someone/unreachable-dataset"}, "could not be loaded from the Hugging Face hub"),
-     ({"image_key": "img"}, "data.image_key=img: split 'train' of {saved} has no column 'img'; its columns are image, label"),
-     ({"label_key": "image"}, "data.label_key=image: column 'image' of {saved} holds"),
-     ({"image_key": "label"}, "data.image_key=label: column 'label' of {saved} holds ClassLabel"),
-     ({"test_split": "validation"}, "data.test_split=validation: {saved} has no split 'validation'; its splits are train, test"),
-     ({"train_split": "training"}, "data.train_split=training"),
-     ({"num_classes": 3}, "set data.num_classes=4")],
+     ({"image_key": "img"}, "data.source.image_key=img: split 'train' of {saved} has no column 'img'; its columns are image, label"),
+     ({"label_key": "image"}, "data.source.label_key=image: column 'image' of {saved} holds"),
+     ({"image_key": "label"}, "data.source.image_key=label: column 'label' of {saved} holds ClassLabel"),
+     ({"test_split": "validation"}, "data.source.test_split=validation: {saved} has no split 'validation'; its splits are train, test"),
+     ({"train_split": "training"}, "data.source.train_split=training"),
+     ({"num_classes": 3}, "data.num_classes=3 but the Hugging Face dataset data.source.path={saved} has 4 classes (ant, bee, cat, dog); set data.num_classes=4")],
 )  # fmt: skip
 def test_wrong_paths_columns_and_splits_are_named_with_what_is_there(saved, overrides, message):
     with pytest.raises((ValueError, FileNotFoundError)) as e:
@@ -101,5 +101,5 @@ def test_a_folder_holding_no_dataset_is_refused(tmp_path):
 
 
 def test_data_hf_without_a_path_is_refused():
-    with pytest.raises(ValueError, match="data=hf needs data.path="):
-        ImageDataModule("hf", 16, 3, 4, (0.5,) * 3, (0.25,) * 3)
+    with pytest.raises(ValueError, match="data=hf needs data.source.path="):
+        HuggingFace("")

@@ -9,8 +9,9 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from data_writers import truncate, write_photo_folder
-from vitbench.data import BadImageError, FolderSource, decode, read_image_folder
-from vitbench.data.images import BadImages, check_same_classes
+from vitbench.data import BadImageError, FolderSplit, decode, read_image_folder
+from vitbench.data.images import BadImages
+from vitbench.data.sources.folder import check_same_classes
 from vitbench.data.stream import decode_all
 
 
@@ -46,7 +47,7 @@ def test_a_file_that_does_not_decode_is_named_with_the_fix(tmp_path, damage):
 
 def test_folder_lists_classes_and_labels_in_torchvision_order(tmp_path):
     write_photo_folder(tmp_path, per_class=2, test_per_class=1)
-    source = FolderSource(str(tmp_path), "train", 3)
+    source = FolderSplit(str(tmp_path), "train", 3)
     assert source.classes == ["ant", "bee", "cat", "dog"] and source.labels.tolist() == [
         0,
         0,
@@ -85,7 +86,7 @@ def test_skipped_images_are_counted_once_each_from_any_process(tmp_path, workers
     write_photo_folder(tmp_path, per_class=3, fmt="jpg")
     bad_files = [truncate(tmp_path / "train" / c / "001.jpg") for c in ("ant", "dog")]
     bad = BadImages(skip=True)
-    source = FolderSource(str(tmp_path), "train", 3)
+    source = FolderSplit(str(tmp_path), "train", 3)
     images, labels = decode_all(source, 16, 3, bad, num_workers=workers)
     assert images.shape == (10, 3, 16, 16) and labels.tolist() == [0, 0, 1, 1, 1, 2, 2, 2, 3, 3]
     decode_all(source, 16, 3, bad, num_workers=workers)  # met again (a second epoch): not counted again
@@ -115,6 +116,6 @@ def test_bad_images_record_survives_a_worker_that_is_gone(tmp_path):
 
 def test_splits_with_different_classes_are_refused_with_both_lists():
     with pytest.raises(ValueError) as e:
-        check_same_classes(["ant", "bee"], ["ant", "bee", "wasp"], "data.root=/x")
+        check_same_classes(["ant", "bee"], ["ant", "bee", "wasp"], "data.source.root=/x")
     assert "train: ['ant', 'bee']" in str(e.value) and "test: ['ant', 'bee', 'wasp']" in str(e.value)
-    check_same_classes(["a"], ["a"], "data.root=/x")  # the same: no complaint
+    check_same_classes(["a"], ["a"], "data.source.root=/x")  # the same: no complaint

@@ -48,7 +48,7 @@ def test_fashion_mnist_missing_names_places_and_both_fixes(tmp_path, no_debian, 
     msg = str(e.value)
     for place in (tmp_path / "root", tmp_path / "env", no_debian):
         assert str(place) in msg
-    assert "sudo apt-get install dataset-fashion-mnist" in msg and "data.download=true" in msg
+    assert "sudo apt-get install dataset-fashion-mnist" in msg and "data.source.download=true" in msg
 
 
 @pytest.mark.parametrize("layout", ["gz", "flat", "torchvision"])
@@ -104,7 +104,7 @@ def test_cifar_reads_real_pickle_format(tmp_path, trust_cifar_md5, num_classes):
 def test_cifar_missing_names_folder_and_download(tmp_path):
     with pytest.raises(FileNotFoundError) as e:
         read_cifar(str(tmp_path), True, 100)
-    assert str(tmp_path / "cifar-100-python") in str(e.value) and "data.download=true" in str(e.value)
+    assert str(tmp_path / "cifar-100-python") in str(e.value) and "data.source.download=true" in str(e.value)
 
 
 def test_cifar_wrong_content_checksum(tmp_path):

@@ -8,7 +8,15 @@ import pytest
 import torch
 
 from data_writers import truncate, write_photo_folder
-from vitbench.data import BadImageError, EpochRandomSampler, EpochShareSampler, ImageDataModule, StreamDataset
+from vitbench.data import (
+    BadImageError,
+    EpochRandomSampler,
+    EpochShareSampler,
+    ImageDataModule,
+    ImageFolder,
+    StreamDataset,
+    Synthetic,
+)
 
 # Augmentation off: the whole (square) image, no flip, eval crop of 100 %: only the resize is left.
 NO_AUG = dict(scale=(1.0, 1.0), ratio=(1.0, 1.0), hflip=False, crop_pct=1.0, crop_padding=0)
@@ -23,10 +31,10 @@ def folder(tmp_path_factory):
 
 
 def datamodule(root, **overrides) -> ImageDataModule:
-    kwargs = dict(dataset="imagefolder", root=str(root), img_size=16, in_chans=3, num_classes=4, mean=(0.5,) * 3,
-                  std=(0.25,) * 3, batch_size=8, val_size=8, storage="stream")  # fmt: skip
+    kwargs = dict(img_size=16, in_chans=3, num_classes=4, mean=(0.5,) * 3, std=(0.25,) * 3, batch_size=8,
+                  val_size=8, storage="stream")  # fmt: skip
     kwargs.update(overrides)
-    dm = ImageDataModule(**kwargs)
+    dm = ImageDataModule(kwargs.pop("source", None) or ImageFolder(root=str(root)), **kwargs)
     dm.setup()
     return dm
 
@@ -85,8 +93,8 @@ def test_resuming_inside_an_epoch_reads_only_the_rest(folder, monkeypatch):
     dm = datamodule(folder, **AUG)
     whole = epoch(dm, 1)
     loads = []
-    original = dm.data_train.source.load
-    monkeypatch.setattr(dm.data_train.source, "load", lambda i: loads.append(i) or original(i))
+    original = dm.data_train.split.load
+    monkeypatch.setattr(dm.data_train.split, "load", lambda i: loads.append(i) or original(i))
     rest = epoch(dm, 1, skip=2)
     assert len(rest) == 2 and len(loads) == 16  # the two skipped batches were never decoded
     for (xa, ya), (xb, yb) in zip(whole[2:], rest, strict=True):
@@ -167,10 +175,11 @@ def test_auto_streams_what_does_not_fit(folder, caplog):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [({"storage": "disk"}, "data.storage='disk' is not one of auto, memory, stream"),
-     ({"storage": "stream", "dataset": "synthetic"}, "data.storage=stream reads image files"),
+     ({"storage": "stream", "source": Synthetic()}, "data.storage=stream reads image files"),
      ({"memory_limit_gb": 0}, "data.memory_limit_gb=0 must be > 0"),
      ({"crop_pct": 0}, "data.crop_pct=0 must be in (0, 1]"),
-     ({"auto_augment": "rand-q9"}, "data.auto_augment='rand-q9' is not a policy timm can parse")],
+     ({"auto_augment": "rand-q9"}, "data.auto_augment=rand-q9: timm cannot read the part 'q9'"),
+     ({"auto_augment": "original-x"}, "data.auto_augment=original-x: timm cannot read the part 'x'")],
 )  # fmt: skip
 def test_bad_settings_are_named(folder, overrides, message):
     with pytest.raises(ValueError) as e:
@@ -181,7 +190,7 @@ def test_bad_settings_are_named(folder, overrides, message):
 def test_more_workers_than_cores_is_a_warning(folder, caplog, monkeypatch):
     monkeypatch.setattr("vitbench.data.checks.usable_cores", lambda: 2)
     with caplog.at_level(logging.WARNING):
-        ImageDataModule("imagefolder", 16, 3, 4, (0.5,) * 3, (0.25,) * 3, root=str(folder), num_workers=3)
+        ImageDataModule(ImageFolder(root=str(folder)), 16, 3, (0.5,) * 3, (0.25,) * 3, num_workers=3)
     assert "data.num_workers=3 is more than the 2 cores" in caplog.text
 
 

@@ -22,21 +22,21 @@ from vitbench.train import train
 BIG = os.environ.get("VITBENCH_STREAM_FOLDER")
 # 48 training images (8 held out): 5 steps of 8 an epoch; a checkpoint every 3 steps. A tiny ViT at 16 px.
 TINY = (
-    "model.embed_dim=32",
-    "model.depth=2",
-    "model.num_heads=2",
+    "model.net.embed_dim=32",
+    "model.net.depth=2",
+    "model.net.num_heads=2",
     "logger=csv",
     "threads=1",
     "pictures=false",
 )
 STREAM = (
-    "data=imagefolder", "data.num_classes=4", "data.img_size=16", "data.storage=stream", "data.val_size=8",
+    "data=imagefolder", "data.img_size=16", "data.storage=stream", "data.val_size=8",
     "data.batch_size=8", "data.auto_augment=rand-m9-mstd0.5-inc1", "data.re_prob=0.25",
 )  # fmt: skip
 if BIG:  # the README's check at 224 px: a ViT of 32 px patches, one epoch of the whole folder
-    TINY = ("model.embed_dim=64", "model.depth=2", "model.num_heads=2", "model.patch_size=32", "logger=csv",
+    TINY = ("model.net.embed_dim=64", "model.net.depth=2", "model.net.num_heads=2", "model.net.patch_size=32", "logger=csv",
             "threads=1", "pictures=false")  # fmt: skip
-    STREAM = ("data=imagefolder", "data.num_classes=10", "data.img_size=224", "data.storage=stream",
+    STREAM = ("data=imagefolder", "data.img_size=224", "data.storage=stream",
               "data.batch_size=64", "data.auto_augment=rand-m9-mstd0.5-inc1", "data.re_prob=0.25")  # fmt: skip
 
 
@@ -70,7 +70,7 @@ def test_sigkill_mid_epoch_then_resume_ends_like_an_unbroken_run_with_any_worker
     # Tiny: 2 epochs of 5 steps, a checkpoint every 3, killed at 7 (2 steps into epoch 1, 1 after a
     # checkpoint). The 20,000 JPEGs: 1 epoch of 304 steps of 64, killed at 250, 50 after a checkpoint.
     epochs, steps_per_epoch, every, kill_at = (2, 5, 3, 7) if not BIG else (1, (20000 - 500) // 64, 100, 250)
-    run = (*STREAM, f"data.root={folder}", *TINY, f"trainer.max_epochs={epochs}", "trainer.deterministic=true",
+    run = (*STREAM, f"data.source.root={folder}", *TINY, f"trainer.max_epochs={epochs}", "trainer.deterministic=true",
            "seed=3", f"callbacks.step_checkpoint.every_n_train_steps={every}")  # fmt: skip
     crashed, marker = tmp_path / "outputs" / "crashed", tmp_path / "stalled"
     proc = start(
@@ -113,7 +113,7 @@ def test_sigkill_mid_epoch_then_resume_ends_like_an_unbroken_run_with_any_worker
 def test_two_ddp_ranks_read_disjoint_shares_that_cover_the_split(tmp_path, folder, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # share_callback.py, for the subprocesses
     proc = start(
-        *STREAM, f"data.root={folder}", *TINY, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+        *STREAM, f"data.source.root={folder}", *TINY, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
         "trainer.max_epochs=1", "data.num_workers=1", "+callbacks.shares._target_=share_callback.RecordShares",
         f"+callbacks.shares.folder={tmp_path / 'shares'}", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path,
     )  # fmt: skip
@@ -132,7 +132,7 @@ def test_a_streamed_run_is_predicted_on_its_test_split(compose_cfg, tmp_path, fo
         pytest.skip("the tiny folder's check")
     from vitbench.classification.predict import main as predict
 
-    cfg = compose_cfg(*STREAM, f"data.root={folder}", *TINY, "debug=fast", "data.num_workers=0")
+    cfg = compose_cfg(*STREAM, f"data.source.root={folder}", *TINY, "debug=fast", "data.num_workers=0")
     record, _ = train(cfg)
     run_dir = Path(cfg.paths.output_dir)
     assert predict([str(run_dir), "--split", "test", "--out", str(tmp_path / "predictions.csv")]) == 0
@@ -155,7 +155,9 @@ def test_a_saved_hf_dataset_trains_and_its_class_names_reach_the_confusion_matri
     monkeypatch.setattr(
         pictures, "confusion_picture", lambda m, c: drawn.setdefault("classes", c) and original(m, c)
     )
-    cfg = compose_cfg("data=hf", f"data.path={saved}", *STREAM[1:], *TINY[:-1], "debug=fast", "pictures=true")
+    cfg = compose_cfg(
+        "data=hf", f"data.source.path={saved}", *STREAM[1:], *TINY[:-1], "debug=fast", "pictures=true"
+    )
     record, _ = train(cfg)
     assert record["dataset"] == "hf" and 0 <= record["test_acc"] <= 1
     assert drawn["classes"] == ["ant", "bee", "cat", "dog"]  # the ClassLabel's names
@@ -165,21 +167,22 @@ def test_a_saved_hf_dataset_trains_and_its_class_names_reach_the_confusion_matri
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [(("data.storage=disk",), "data.storage='disk' is not one of auto, memory, stream"),
-     (("data=hf", "data.path=/no/such/folder"), "data.path=/no/such/folder does not exist on this machine"),
-     (("data=hf", "data.path={hf}", "data.image_key=picture"), "data.image_key=picture: split 'train' of {hf} has no column 'picture'; its columns are image, label"),
-     (("data=hf", "data.path={hf}", "data.test_split=val"), "data.test_split=val: {hf} has no split 'val'; its splits are train, test"),
-     (("data.auto_augment=rand-zz9",), "data.auto_augment='rand-zz9' is not a policy timm can parse"),
+     (("data=hf", "data.source.path=/no/such/folder"), "data.source.path=/no/such/folder does not exist on this machine"),
+     (("data=hf", "data.source.path={hf}", "data.source.image_key=picture"), "data.source.image_key=picture: split 'train' of {hf} has no column 'picture'; its columns are image, label"),
+     (("data=hf", "data.source.path={hf}", "data.source.test_split=val"), "data.source.test_split=val: {hf} has no split 'val'; its splits are train, test"),
+     (("data.auto_augment=rand-mXX-foo",), "data.auto_augment=rand-mXX-foo: timm cannot read the part 'mXX'"),
+     (("data.num_classes=5",), "data.num_classes=5 but the image folder data.source.root={folder} has 4 classes (ant, bee, cat, dog); set data.num_classes=4, or null to take the source's number."),
      (("data.crop_pct=1.5",), "data.crop_pct=1.5 must be in (0, 1]"),
      (("data.memory_limit_gb=0",), "data.memory_limit_gb=0 must be > 0")],
-    ids=["storage", "hf-path", "hf-column", "hf-split", "auto-augment", "crop-pct", "memory-limit"],
+    ids=["storage", "hf-path", "hf-column", "hf-split", "auto-augment", "num-classes", "crop-pct", "memory-limit"],
 )  # fmt: skip
 def test_bad_data_settings_stop_with_the_key_and_the_fix(
     tmp_path, folder, overrides, message, monkeypatch, capsys
 ):
     hf = save_hf_dataset(folder, tmp_path / "hf") if "{hf}" in " ".join(overrides) else None
-    base = ("data=imagefolder", f"data.root={folder}", "data.num_classes=4", "data.img_size=16", *TINY[:3], "logger=none",
-            "debug=fast")  # fmt: skip
+    where = () if "data=hf" in overrides else (f"data.source.root={folder}",)  # data=hf: a path, no root
+    base = ("data=imagefolder", *where, "data.img_size=16", *TINY[:3], "logger=none", "debug=fast")
     assert_stops_cleanly(
-        *base, *(o.format(hf=hf) for o in overrides), message=message.format(hf=hf), tmp_path=tmp_path,
+        *base, *(o.format(hf=hf) for o in overrides), message=message.format(hf=hf, folder=folder), tmp_path=tmp_path,
         monkeypatch=monkeypatch, capsys=capsys,
     )  # fmt: skip

@@ -168,3 +168,39 @@ def test_bad_stream_options_name_the_key(kwargs, key):
     with pytest.raises(ValueError, match=key):
         check_stream_options(**{**args, **kwargs})
     assert math.isfinite(args["crop_pct"])
+
+
+def test_a_part_timm_would_skip_is_refused_by_name():
+    """The issue's second bad input: timm read `rand-mXX-foo` as plain `rand`, skipping both parts."""
+    with pytest.raises(ValueError) as e:
+        train_transform(auto_augment="rand-mXX-foo")
+    assert str(e.value) == (
+        "data.auto_augment=rand-mXX-foo: timm cannot read the part 'mXX' (a section of rand is a key and its "
+        "number, one of m<int>, n<int>, p<float>, mstd<float>, mmax<int>, inc<int>). Write e.g. "
+        "data.auto_augment=rand-m9-mstd0.5-inc1 (RandAugment: magnitude 9, its noise 0.5, increasing ops), "
+        "augmix-m5-w4-d2, original or v0; or null for none."
+    )
+
+
+@pytest.mark.parametrize(
+    ("config", "part"),
+    [("rand-m9-tfoo", "'tfoo'"), ("rand-m9.5", "'m9.5'"), ("augmix-m5-n2", "'n2'"), ("v9", "'v9'")],
+)
+def test_every_unreadable_part_is_named(config, part):
+    with pytest.raises(ValueError, match=f"data.auto_augment={config}: timm cannot read the part {part}"):
+        train_transform(auto_augment=config)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        "rand-m9-mstd0.5-inc1",
+        "rand-m9-n3-mstd0.5",
+        "rand-mstd1-tweights",
+        "augmix-m5-w4-d2",
+        "original",
+        "v0r-mstd0.5",
+    ],
+)
+def test_timm_strings_are_accepted(config):
+    assert train_transform(auto_augment=config).policy is not None

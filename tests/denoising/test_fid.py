@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from vitbench.classification import CNNModule
+from vitbench.classification.cnn import resnet
 from vitbench.classification.teacher import TeacherError
 from vitbench.denoising.fid import FeatureCNN, frechet_distance, load_feature_cnn, sample_accuracy
 
@@ -11,7 +11,7 @@ from vitbench.denoising.fid import FeatureCNN, frechet_distance, load_feature_cn
 @pytest.fixture(scope="module")
 def features() -> FeatureCNN:
     torch.manual_seed(0)
-    net = CNNModule(num_classes=10, in_chans=1, channels=[8, 16, 32, 32]).net
+    net = resnet(num_classes=10, in_chans=1, channels=[8, 16, 32, 32])
     return FeatureCNN(net, [0.5], [0.5])
 
 

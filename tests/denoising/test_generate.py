@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from clirun import assert_stops_cleanly, finish, run_cli, start, wandb_inspect
-from vitbench.run.results import COMMON_KEYS, TASK_KEYS
+from vitbench.denoising.task import DENOISING
+from vitbench.run.results import COMMON_KEYS
 
 # A tiny JiT on synthetic data, sampling 20 images in 2 Heun steps; eager (a few steps never pay a compilation).
 TINY = (
@@ -46,7 +47,7 @@ def test_jit_debug_run_writes_every_key_the_samples_and_a_wandb_image(tmp_path, 
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     record = json.loads((run_dir / "results.json").read_text())
-    assert tuple(record) == (*COMMON_KEYS, *TASK_KEYS["denoising"], "steps")
+    assert tuple(record) == (*COMMON_KEYS, *DENOISING.record_keys, "steps")
     assert all(record[k] is not None for k in record), record
     assert record["task"] == "denoising" and record["model"] == "jit"
     assert (record["n_samples"], record["sampling_steps"], record["cfg_scale"]) == (20, 2, 2.0)

@@ -88,7 +88,7 @@ def test_only_the_kept_blocks_and_the_head_are_optimized():
     optimized = {id(p) for g in classifier.configure_optimizers().param_groups for p in g["params"]}
     assert optimized == {id(p) for p in classifier.net.parameters()}
     # Layer-wise lr decay knows the blocks: the embeddings, block 0, then the head at the full lr.
-    classifier.optimizer_factory = partial(torch.optim.AdamW, lr=1e-3, layer_decay=0.5)
+    classifier.optimizer_factory, classifier.layer_decay = partial(torch.optim.AdamW, lr=1e-3), 0.5
     lrs = {g["lr"] for g in classifier.configure_optimizers().param_groups}
     assert sorted(lrs) == pytest.approx([2.5e-4, 5e-4, 1e-3])
 

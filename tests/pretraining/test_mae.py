@@ -5,7 +5,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from vitbench.classification import DeiTModule, ViTModule
+from vitbench.classification import DeiTModule, ImageClassifier
 from vitbench.pretraining import MAEModule
 from vitbench.run.config import CONFIG_DIR
 
@@ -23,7 +23,7 @@ TINY = dict(
 
 def test_the_encoder_loads_into_model_vit_with_only_the_head_missing():
     mae = MAEModule()  # the CPU defaults, as conf/model/mae.yaml
-    vit = ViTModule(num_classes=10)
+    vit = ImageClassifier({"_target_": "vitbench.classification.vit.vit", "num_classes": 10})
     result = vit.net.load_state_dict(mae.net.state_dict(), strict=False)
     assert result.unexpected_keys == [] and sorted(result.missing_keys) == ["head.bias", "head.weight"]
     for name, tensor in mae.net.state_dict().items():  # every tensor arrived, as it was
@@ -39,7 +39,10 @@ def test_the_encoder_loads_into_model_vit_with_only_the_head_missing():
 
 
 def test_deit_has_every_encoder_tensor_by_name_and_shape_but_its_longer_position_table():
-    mae, deit = MAEModule(), DeiTModule(num_classes=10, teacher=None)
+    mae, deit = (
+        MAEModule(),
+        DeiTModule({"_target_": "vitbench.classification.vit.vit", "distilled": True, "num_classes": 10}),
+    )
     theirs = deit.net.state_dict()
     assert set(mae.net.state_dict()) <= set(theirs)
     differ = [k for k, v in mae.net.state_dict().items() if theirs[k].shape != v.shape]
@@ -47,8 +50,8 @@ def test_deit_has_every_encoder_tensor_by_name_and_shape_but_its_longer_position
 
 
 def test_the_encoder_config_is_model_vit():
-    vit, mae = (
-        OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "model" / f"{m}.yaml")) for m in ("vit", "mae")
+    vit, mae = (  # model=vit's network keys are model.net's
+        OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "model" / f"{m}.yaml")) for m in ("net/vit", "mae")
     )
     for key in (
         "patch_size",

@@ -134,13 +134,13 @@ def test_sigkill_mid_epoch_then_resume_ends_at_the_unbroken_runs_best_loss(tmp_p
 
 def test_vitbench_bench_times_mae_against_its_bare_loop(tmp_path):
     from bench.test_bench import compose_bench
-    from vitbench.bench import bench
+    from vitbench.bench import variant_bench
 
     cfg = compose_bench(
         tmp_path, "model=mae", *TINY, "data.batch_size=16", "bench.warmup_steps=1", "bench.steps=3", "bench.repeats=2",
         "bench.matmul_size=128", "bench.matmul_repeats=3", "logger=csv",
     )  # fmt: skip
-    (entry,) = bench(cfg)["variants"]
+    (entry,) = variant_bench(cfg)["variants"]
     assert entry["model"] == "mae" and entry["framework_ratio"] > 0 and entry["train_images_per_s"] > 0
     # Both loops train MAE's objective: losses of the same size (normalised-pixel targets: about 1 at first).
     assert 0.3 < entry["losses"]["train"][0] < 3 and 0.3 < entry["losses"]["bare"][0] < 3

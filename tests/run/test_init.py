@@ -13,6 +13,7 @@ from timm.layers import resample_abs_pos_embed
 from timm.models.vision_transformer import VisionTransformer
 
 from vitbench.run.init import start_network
+from vitbench.run.results import RECORD_FORMAT
 
 RUN = ("data=synthetic", "debug=fast", "logger=none", "pictures=false", "threads=1")
 
@@ -64,7 +65,7 @@ def test_a_run_with_other_classes_starts_from_the_earlier_network(source_run, co
             assert tensor.shape[0] == 4 and saved[name].shape[0] == 10
         else:
             assert torch.equal(tensor, saved[name]), name
-    assert record["new"] == ["head.weight", "head.bias"] and record["from"] == "ViTModule"
+    assert record["new"] == ["head.weight", "head.bias"] and record["from"] == "ImageClassifier"
     assert record["loaded"] == len(saved) - 2 and record["resized"] == {}
 
     written, _ = train(cfg)  # end to end: the record reaches results.json
@@ -92,7 +93,7 @@ def test_an_encoder_without_a_head_fills_every_tensor_but_the_head(compose_cfg, 
     encoder = VisionTransformer(img_size=28, patch_size=7, in_chans=1, num_classes=0, embed_dim=128, depth=6,
                                 num_heads=4, mlp_ratio=2.0)  # fmt: skip
     torch.save({"state_dict": {f"net.{k}": v for k, v in encoder.state_dict().items()},
-                "vitbench": {"module": "MAEModule"}}, tmp_path / "mae.ckpt")  # fmt: skip
+                "vitbench": {"format": RECORD_FORMAT, "module": "MAEModule"}}, tmp_path / "mae.ckpt")  # fmt: skip
 
     record = start_network(model, str(tmp_path / "mae.ckpt"), None)
 
@@ -106,7 +107,7 @@ def test_a_resumed_run_keeps_its_checkpoint_and_its_record(source_run, compose_c
     before = {k: v.clone() for k, v in model.net.state_dict().items()}
     saved = {"source": "earlier.ckpt", "loaded": 78, "resized": {}, "new": [], "unused": []}
 
-    record = start_network(model, str(source_run), {"vitbench": {"module": "ViTModule", "init": saved}})
+    record = start_network(model, str(source_run), {"vitbench": {"module": "ImageClassifier", "init": saved}})
 
     assert record == saved and model.init_record == saved
     assert all(torch.equal(v, before[k]) for k, v in model.net.state_dict().items())  # init_from not applied
@@ -117,11 +118,11 @@ def test_a_denoiser_run_into_a_classifier_is_refused(compose_cfg, tmp_path):
 
     denoiser = DiT(28, 7, 1, 10, 128, 6, 4, 4.0)
     torch.save({"state_dict": {f"net.{k}": v for k, v in denoiser.state_dict().items()},
-                "vitbench": {"module": "DenoiserModule"}}, tmp_path / "jit.ckpt")  # fmt: skip
+                "vitbench": {"format": RECORD_FORMAT, "module": "DenoiserModule"}}, tmp_path / "jit.ckpt")  # fmt: skip
     model = hydra.utils.instantiate(compose_cfg(*RUN).model)
 
     with pytest.raises(ValueError, match=r"init_from=.*jit.ckpt holds the network of a DenoiserModule, which does "
-                       r"not fit this run's ViTModule: only \d+ of its 80 tensors match"):  # fmt: skip
+                       r"not fit this run's ImageClassifier: only \d+ of its 80 tensors match"):  # fmt: skip
         start_network(model, str(tmp_path / "jit.ckpt"), None)
 
 
@@ -137,7 +138,10 @@ def test_an_encoder_of_another_shape_is_refused_naming_the_first_tensor(compose_
 
     cfg = compose_cfg("model=mae", *RUN).model
     wider = hydra.utils.instantiate(cfg, mlp_ratio=4.0)  # the ViT's is 2.0
-    torch.save({"state_dict": wider.state_dict(), "vitbench": {"module": "MAEModule"}}, tmp_path / "mae.ckpt")
+    torch.save(
+        {"state_dict": wider.state_dict(), "vitbench": {"format": RECORD_FORMAT, "module": "MAEModule"}},
+        tmp_path / "mae.ckpt",
+    )
     assert isinstance(wider, MAEModule)
     model = hydra.utils.instantiate(compose_cfg(*RUN).model)
     before = {k: v.clone() for k, v in model.net.state_dict().items()}

@@ -1,4 +1,4 @@
-"""Layer-wise lr decay (model.optimizer.layer_decay): timm's groups, each at base lr x its lr_scale at
+"""Layer-wise lr decay (model.layer_decay): timm's groups, each at base lr x its lr_scale at
 every step of vitbench's own schedules."""
 
 from __future__ import annotations
@@ -10,19 +10,20 @@ import pytest
 import torch
 from timm.models.vision_transformer import VisionTransformer
 
-from vitbench.classification import ViTModule
+from vitbench.classification import ImageClassifier
 from vitbench.run import warmup_constant, warmup_cosine
-from vitbench.run.optim import param_groups, split_layer_decay
+from vitbench.run.optim import param_groups
 from vitbench.run.schedule import warmup_cosine_factor
 
 LR = 1e-3
 SMALL_VIT = dict(img_size=16, patch_size=4, embed_dim=32, depth=3, num_heads=2, mlp_ratio=2.0)
+NET = {"_target_": "vitbench.classification.vit.vit", "num_classes": 5, "in_chans": 1, **SMALL_VIT}
 
 
 def configured(scheduler, layer_decay=0.75, total_steps=20):
     """A ViT's optimizer and scheduler as configure_optimizers builds them under a Trainer."""
-    optimizer = functools.partial(torch.optim.AdamW, lr=LR, weight_decay=0.05, layer_decay=layer_decay)
-    module = ViTModule(num_classes=5, in_chans=1, optimizer=optimizer, scheduler=scheduler, **SMALL_VIT)
+    optimizer = functools.partial(torch.optim.AdamW, lr=LR, weight_decay=0.05)
+    module = ImageClassifier(NET, optimizer=optimizer, scheduler=scheduler, layer_decay=layer_decay)
     module._trainer = SimpleNamespace(estimated_stepping_batches=total_steps)
     setup = module.configure_optimizers()
     return module, setup["optimizer"], setup["lr_scheduler"]["scheduler"]
@@ -76,12 +77,9 @@ def test_without_layer_decay_the_groups_are_decay_and_no_decay():
     net = VisionTransformer(num_classes=5, in_chans=1, **SMALL_VIT)
     groups = param_groups([net], weight_decay=0.05, lr=LR)
     assert [g["name"] for g in groups] == ["no_decay", "decay"] and all("lr" not in g for g in groups)
-    factory, layer_decay = split_layer_decay(functools.partial(torch.optim.AdamW, lr=LR))
-    assert layer_decay is None and factory.keywords == {"lr": LR}
 
 
 @pytest.mark.parametrize("value", [0.0, 1.5, -0.2, True])
 def test_layer_decay_outside_0_1_is_refused_at_construction(value):
-    optimizer = functools.partial(torch.optim.AdamW, lr=LR, layer_decay=value)
-    with pytest.raises(ValueError, match=r"model.optimizer.layer_decay=.* must lie in \(0, 1\]"):
-        ViTModule(num_classes=5, in_chans=1, optimizer=optimizer, **SMALL_VIT)
+    with pytest.raises(ValueError, match=r"model.layer_decay=.* must lie in \(0, 1\]"):
+        ImageClassifier(NET, layer_decay=value)

@@ -29,7 +29,7 @@ def test_multi_file_commands_refuse_a_file_before_doing_anything(command, tmp_pa
     if command == "sample":
         from vitbench.denoising.sample import main
     elif command == "compare":
-        from vitbench.compare.cli import main
+        from vitbench.compare.compare import main
     else:
         from vitbench.classification.export import main
     (tmp_path / "out.txt").write_text("kept")

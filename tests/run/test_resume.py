@@ -20,11 +20,12 @@ from vitbench.run.checkpoints import (
     wandb_run_id,
 )
 from vitbench.run.loggers import history_items, logged_history
+from vitbench.run.results import RECORD_FORMAT
 
 # 384 training images in batches of 32: 12 steps an epoch, 24 in all; a checkpoint every 5 steps.
 # The first epoch must not be enough to learn the task, so a wrong resume shows in the result.
 RUN = (
-    "data=synthetic", "data.batch_size=32", "model.embed_dim=32", "model.depth=2", "model.num_heads=2",
+    "data=synthetic", "data.batch_size=32", "model.net.embed_dim=32", "model.net.depth=2", "model.net.num_heads=2",
     "trainer.max_epochs=2", "trainer.deterministic=true", "trainer.num_sanity_val_steps=2", "seed=3",
     "callbacks.step_checkpoint.every_n_train_steps=5", "threads=1", "trainer.log_every_n_steps=1",
 )  # fmt: skip
@@ -194,7 +195,10 @@ def test_resume_from_another_variants_checkpoint_stops_before_training(tmp_path)
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode != 0
-    assert f"checkpoint {ckpt} was written by CNNModule, but this run builds ViTModule" in proc.stderr
+    assert (
+        "model.net is vitbench.classification.cnn.resnet, but this run builds vitbench.classification.vit.vit"
+        in proc.stderr
+    )
     assert "Traceback" not in proc.stderr
     assert read_checkpoint(ckpt)["global_step"] == 4  # the CNN run's checkpoint is untouched
 
@@ -259,7 +263,9 @@ def test_a_sweep_folder_of_another_sweep_is_refused(tmp_path):
     job = tmp_path / "0_model=vit"
     job.mkdir()
     (job / "results.json").write_text(
-        json.dumps({"model": "vit", "overrides": ["experiment=quickstart", "model=vit"]})
+        json.dumps(
+            {"format": RECORD_FORMAT, "model": "vit", "overrides": ["experiment=quickstart", "model=vit"]}
+        )
     )
     with pytest.raises(
         CheckpointError, match=r"another sweep's folder. Give this sweep its own hydra.sweep.dir"

@@ -1,6 +1,6 @@
 """vitbench-bench: training and inference speed of the variants, vitbench against a bare PyTorch loop."""
 
-from vitbench.bench.cli import bench, build_model, main
+from vitbench.bench.bench import build_model, main, variant_bench
 from vitbench.bench.record import FIGURE_KEYS, format_table
 from vitbench.bench.timing import BareLoop, Windows, WindowTimer, data_pipeline, inference, matmul_gflop_per_s
 
@@ -10,7 +10,7 @@ __all__ = [
     "Windows",
     "BareLoop",
     "data_pipeline",
-    "bench",
+    "variant_bench",
     "build_model",
     "format_table",
     "inference",

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 import torchvision
 from PIL import Image
 
-from vitbench.data.readers import read_fashion_mnist
+from vitbench.data.sources import read_fashion_mnist
 
 CLASSES = [c.replace("/", "-") for c in torchvision.datasets.FashionMNIST.classes]
 

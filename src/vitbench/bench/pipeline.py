@@ -1,10 +1,10 @@
 """The input pipeline at the size users train at: vitbench's stream storage against timm's loader.
 
     python -m vitbench.bench.photos /tmp/photos --train 20000 --test 2000
-    vitbench-bench bench.pipeline=true data=imagefolder data.root=/tmp/photos data.num_classes=10 \
+    vitbench-bench bench.pipeline=true data=imagefolder data.source.root=/tmp/photos \
         data.img_size=224 data.batch_size=64
 
-On the image folder ``data.root``, each of these delivers training batches as a model would
+On the image folder ``data.source.root``, each of these delivers training batches as a model would
 receive them (decoded, augmented, normalised float ``(B, C, S, S)``), timed over the bench's
 windows (warm-up, then the median of ``bench.repeats`` windows of ``bench.steps`` batches):
 
@@ -31,12 +31,13 @@ from typing import Any
 
 import torch
 import torchvision
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from vitbench.bench.record import machine
 from vitbench.bench.timing import Windows, data_pipeline
-from vitbench.data import ImageDataModule
+from vitbench.data import ImageFolder
 from vitbench.data.transforms import guard_posterize
 
 log = logging.getLogger(__name__)
@@ -77,10 +78,10 @@ def decode_rates(files: list[Path], in_chans: int, repeats: int) -> dict[str, fl
 
 
 def timm_loader(data: DictConfig, recipe: dict[str, Any], workers: int):
-    """timm's training loader on ``data.root``/train with vitbench's recipe, on the CPU, no prefetcher."""
+    """timm's training loader on ``data.source.root``/train with vitbench's recipe, on the CPU, no prefetcher."""
     from timm.data import create_dataset, create_loader
 
-    dataset = create_dataset("", root=str(Path(data.root).expanduser() / "train"))
+    dataset = create_dataset("", root=str(Path(data.source.root).expanduser() / "train"))
     loader = create_loader(
         dataset, input_size=(data.in_chans, data.img_size, data.img_size), batch_size=data.batch_size,
         is_training=True, scale=tuple(data.scale), ratio=tuple(data.ratio), hflip=0.5 if data.hflip else 0.0,
@@ -96,11 +97,8 @@ def timm_loader(data: DictConfig, recipe: dict[str, Any], workers: int):
 
 def vitbench_loader(data: DictConfig, recipe: dict[str, Any], workers: int) -> tuple[Any, Any]:
     """The stream storage's training loader and its batch transform (mixup/cutmix, normalisation)."""
-    cfg = OmegaConf.to_container(data, resolve=True)
-    cfg.pop("_target_", None)
-    cfg.pop("_convert_", None)
     # The whole train folder, as timm reads it: no validation images held out.
-    dm = ImageDataModule(**{**cfg, **recipe, "storage": "stream", "num_workers": workers, "val_size": 0})
+    dm = instantiate(data, **recipe, storage="stream", num_workers=workers, val_size=0)
     dm.setup()
     return dm.train_dataloader(), dm.augment
 
@@ -109,10 +107,10 @@ def pipeline_bench(cfg: DictConfig) -> dict[str, Any]:
     """Time every loader of the module docstring on ``cfg.data``; returns the pipeline.json record."""
     load_average = os.getloadavg()[0]  # before our own work counts in it
     data = cfg.data
-    if data.dataset != "imagefolder":
+    if not isinstance(instantiate(data.source), ImageFolder):
         raise ValueError(
-            f"bench.pipeline=true times loaders on an image folder, but data={data.dataset}; use "
-            "data=imagefolder data.root=<folder> (python -m vitbench.bench.photos makes one)."
+            f"bench.pipeline=true times loaders on an image folder, but data.source is {data.source._target_}; "
+            "use data=imagefolder data.source.root=<folder> (python -m vitbench.bench.photos makes one)."
         )
     windows = Windows(cfg.bench.warmup_steps, cfg.bench.steps, cfg.bench.repeats)
     # threads=1: timm's 0-worker loader normalises in this process, where 2 torch threads spin-wait
@@ -120,7 +118,9 @@ def pipeline_bench(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)
     device = torch.device("cpu")
-    files = sorted((Path(data.root).expanduser() / "train").rglob("*.*"))[: data.batch_size * cfg.bench.steps]
+    files = sorted((Path(data.source.root).expanduser() / "train").rglob("*.*"))[
+        : data.batch_size * cfg.bench.steps
+    ]
     rows = [
         {"pipeline": name, "recipe": "decode only", "workers": 0, "images_per_s": rate}
         for name, rate in decode_rates(files, data.in_chans, cfg.bench.repeats).items()
@@ -146,7 +146,7 @@ def pipeline_bench(cfg: DictConfig) -> dict[str, Any]:
             row["vs_timm"] = row["images_per_s"] / timm["images_per_s"]
     return {
         "machine": {**machine(device), "load_average_1min": load_average},
-        "settings": {"img_size": data.img_size, "batch_size": data.batch_size, "root": str(data.root),
+        "settings": {"img_size": data.img_size, "batch_size": data.batch_size, "root": str(data.source.root),
                      "scale": list(data.scale), "ratio": list(data.ratio), **OmegaConf.to_container(cfg.bench)},
         "rows": rows,
     }  # fmt: skip

@@ -11,8 +11,8 @@ from typing import Any
 
 import torch
 
+from vitbench.run.files import write_json_atomic
 from vitbench.run.results import peak_memory_mb as cuda_or_process_peak_mb
-from vitbench.run.results import write_json_atomic
 
 # Every variant's entry in bench.json holds these keys (tests/test_bench.py checks them).
 FIGURE_KEYS = (

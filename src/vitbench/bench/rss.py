@@ -1,6 +1,6 @@
 """Peak memory of a command and of every process it starts (DataLoader workers, DDP ranks).
 
-    python -m vitbench.bench.rss -- vitbench-train data=imagefolder data.root=/tmp/photos data.storage=stream ...
+    python -m vitbench.bench.rss -- vitbench-train data=imagefolder data.source.root=/tmp/photos data.storage=stream ...
 
 Samples the process tree every ``--every`` seconds and prints, as one JSON line, the peak resident
 set of the main process and the peak of the whole tree counted by PSS (proportional set size:

@@ -11,10 +11,11 @@ mean, std, input size) and ``model.safetensors``; with ``--onnx`` also ``model.o
 
 gives the logits of ``vitbench-predict`` for the same images (normalized with the config's mean and
 std), and so does ``onnxruntime.InferenceSession("vit-export/model.onnx")``: the command checks both
-on a probe batch before it puts the files in place. A network built from ``model.timm_name`` is saved
-as it is; a CPU-size one as the timm architecture that rebuilds it (ViT-Ti, DeiT-Ti, Swin-T and
-EfficientViT-B0 with the run's sizes). The CPU-size CNN has vitbench's own 3x3 stem, which no timm
-architecture rebuilds: it exports with ``--onnx`` alone.
+on a probe batch before it puts the files in place. The network is the one the checkpoint's
+``model.net`` builds, saved as it is: timm records the arguments it was created with (the CPU-size
+ViT, DeiT, Swin and EfficientViT are built through timm's names too), so ``save_for_hf`` writes what
+rebuilds it. The CPU-size CNN has vitbench's own 3x3 stem, which no timm architecture rebuilds: it
+exports with ``--onnx`` alone.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ import timm
 import torch
 from torch import nn
 
+from vitbench.classification import pretrained
 from vitbench.classification.predict import Classifier, load_classifier
 from vitbench.data.datamodule import ImageDataModule
 from vitbench.run.outpath import output_folder
@@ -39,53 +40,26 @@ from vitbench.run.outpath import output_folder
 TOLERANCE = 1e-4  # float32: the same network computed by another graph or runtime
 
 
-def _vit_args(h: dict[str, Any]) -> dict[str, Any]:
-    pool = h.get("global_pool") or "token"
-    return dict(
-        img_size=h["img_size"], patch_size=h["patch_size"], embed_dim=h["embed_dim"], depth=h["depth"],
-        num_heads=h["num_heads"], mlp_ratio=h["mlp_ratio"], qkv_bias=True, global_pool=pool,
-        class_token=pool == "token",
-    )  # fmt: skip
-
-
-def _deit_args(h: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in _vit_args(h).items() if k not in ("global_pool", "class_token")}
-
-
-# The timm architecture that rebuilds each CPU-size network from the module's hyperparameters.
-TWINS: dict[str, tuple[str, Callable[[dict], dict]]] = {
-    "ViTModule": ("vit_tiny_patch16_224", _vit_args),
-    "DeiTModule": ("deit_tiny_distilled_patch16_224", _deit_args),
-    "SwinModule": (
-        "swin_tiny_patch4_window7_224",
-        lambda h: {k: h[k] for k in ("img_size", "patch_size", "embed_dim", "depths", "num_heads", "window_size", "mlp_ratio")},
-    ),
-    "EfficientViTModule": (
-        "efficientvit_b0",
-        lambda h: {k: h[k] for k in ("widths", "depths", "head_dim", "expand_ratio", "head_widths")},
-    ),
-}  # fmt: skip
-
-
 class ExportError(ValueError):
     """A run that cannot be exported as asked; the message says why and what to do."""
 
 
 def timm_network(classifier: Classifier) -> nn.Module | None:
-    """The classifier's network as a timm model that ``save_for_hf`` can describe (the network itself when
-    ``model.timm_name`` built it), with its weights; None for the CPU-size CNN."""
-    module, hparams = classifier.model, dict(classifier.model.hparams)
-    if hparams.get("timm_name"):  # safetensors takes contiguous (not channels-last) weights only
-        return module.net.to(memory_format=torch.contiguous_format)
-    name = type(module).__name__
-    if name not in TWINS:
+    """The classifier's network, when timm built it (``timm.create_model`` records the arguments that
+    ``save_for_hf`` writes, so timm rebuilds it); None for the CPU-size CNN, whose stem is vitbench's."""
+    net = classifier.model.net
+    if getattr(net, "_model_args", None) is None:
         return None
-    arch, arguments = TWINS[name]
-    twin = timm.create_model(
-        arch, num_classes=hparams["num_classes"], in_chans=hparams["in_chans"], **arguments(hparams)
+    return net.to(memory_format=torch.contiguous_format)  # safetensors takes contiguous weights only
+
+
+def from_tag(classifier: Classifier) -> bool:
+    """Whether the network is timm's architecture by name (``size=pretrained``), whose pretrained tag
+    the folder keeps; a CPU-size network is built through a timm name too, but its weights are not the tag's."""
+    return (
+        classifier.model.hparams["net"]["_target_"]
+        == f"{pretrained.__name__}.{pretrained.timm_network.__name__}"
     )
-    twin.load_state_dict(module.net.state_dict())  # strict: the twin has exactly the run's tensors
-    return twin.eval()
 
 
 def probe_batch(classifier: Classifier) -> torch.Tensor:
@@ -115,7 +89,7 @@ def write_timm_folder(net: nn.Module, folder: Path, classifier: Classifier, clas
         "label_names": list(classes),
         "vitbench": {"checkpoint": str(classifier.checkpoint), "module": type(classifier.model).__name__},
     }
-    if not classifier.model.hparams.get("timm_name"):  # a CPU-size twin: not the tag's pretrained weights
+    if not from_tag(classifier):  # a CPU-size network: not the tag's pretrained weights
         model_config["pretrained_cfg"] = {"tag": None, "license": None, "hf_hub_id": None}
     save_for_hf(net, str(folder), model_config=model_config, data_config=data_config, safe_serialization=True)
     loaded = timm.create_model(f"local-dir:{folder}", pretrained=True).eval()
@@ -152,11 +126,11 @@ def export(checkpoint: Path, out: Path, onnx: bool) -> list[Path]:
     net = timm_network(classifier)
     if net is None and not onnx:
         raise ExportError(
-            f"{type(classifier.model).__name__} at its CPU size has vitbench's own 3x3 stem, which no timm "
+            f"{type(classifier.model.net).__name__} at its CPU size has vitbench's own 3x3 stem, which no timm "
             "architecture rebuilds, so it has no timm folder; export it with --onnx, or train the CNN with "
-            "model.timm_name (e.g. resnet18) to get one."
+            "size=pretrained (or model/net=timm model.net.name=resnet18) to get one."
         )
-    classes = classifier.classes or ImageDataModule(**classifier.data).classes
+    classes = classifier.classes or ImageDataModule.from_hparams(classifier.data).classes
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:  # nothing reaches --out until every file is written and checked

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import re
 import sys
 from collections import Counter
@@ -31,6 +30,7 @@ from torchvision.transforms.v2 import functional as TF
 from vitbench.data.augment import normalize
 from vitbench.data.datamodule import ImageDataModule
 from vitbench.run.checkpoints import CHECKPOINT_DIR, find_checkpoint, read_checkpoint
+from vitbench.run.files import atomic_path
 from vitbench.run.outpath import output_file
 
 # 8-bit modes that PIL converts to greyscale (L) or RGB without losing the pixel scale; 16- and
@@ -127,7 +127,7 @@ def load_classifier(path: Path) -> Classifier:
 
 def read_split(data: dict, root: str | None) -> tuple[Images, list[str]]:
     """The test split of the run's dataset, read as training read it; and the dataset's class names."""
-    datamodule = ImageDataModule(**{**data, "root": root or data.get("root")})
+    datamodule = ImageDataModule.from_hparams(data, root=root)
     try:
         # A streamed run's test split is decoded here, with its evaluation transform, named by file.
         names, images, labels = datamodule.test_split()
@@ -257,21 +257,14 @@ def write_predictions(path: Path, images: Images, logits: Tensor, classes: list[
     pred = logits.argmax(-1)  # (N,)
     probs = logits.softmax(-1).gather(1, pred[:, None])[:, 0]  # (N,)
     labelled = bool((images.labels >= 0).any())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["file", "class", "probability", *(["true_class"] if labelled else [])])
-            for name, p, c, y in zip(
-                images.names, probs.tolist(), pred.tolist(), images.labels.tolist(), strict=True
-            ):
-                true = [classes[y] if y >= 0 else ""] if labelled else []
-                writer.writerow([name, classes[c], f"{p:.6f}", *true])
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["file", "class", "probability", *(["true_class"] if labelled else [])])
+        for name, p, c, y in zip(
+            images.names, probs.tolist(), pred.tolist(), images.labels.tolist(), strict=True
+        ):
+            true = [classes[y] if y >= 0 else ""] if labelled else []
+            writer.writerow([name, classes[c], f"{p:.6f}", *true])
 
 
 def pick_device(name: str) -> torch.device:
@@ -302,7 +295,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     source.add_argument("--split", choices=["test"], help="the run's dataset split, as configured")
     parser.add_argument(
-        "--data-root", help="with --split: where the dataset is (default: the run's data.root)"
+        "--data-root", help="with --split: where the dataset is (default: the run's data.source.root)"
     )
     parser.add_argument(
         "--out",  # a str: Path would drop the trailing "/" that marks a folder not yet made
@@ -331,12 +324,14 @@ def main(argv: list[str] | None = None) -> int:
         out = output_file(
             args.out or (run_folder(classifier.checkpoint) or classifier.checkpoint.parent), "predictions.csv"
         )
-        print(f"checkpoint {classifier.checkpoint} ({type(classifier.model).__name__}, {data['dataset']})")
+        print(
+            f"checkpoint {classifier.checkpoint} ({type(classifier.model).__name__}, {data['source']['_target_']})"
+        )
         if args.split:
             images, classes = read_split(data, args.data_root)
             classes = classifier.classes or classes
         else:
-            classes = classifier.classes or ImageDataModule(**data).classes
+            classes = classifier.classes or ImageDataModule.from_hparams(data).classes
             images = read_folder(args.images, data["img_size"], data["in_chans"], classes, skip=out.resolve())
         for note in images.notes:
             print(note)

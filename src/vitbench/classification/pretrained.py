@@ -1,7 +1,7 @@
-"""timm's own architectures for the classifier variants (``model.timm_name``) and their pretrained
-weights (``model.pretrained``), loaded through timm itself.
+"""timm's own architectures for the classifier variants (``model.net.name``, through :func:`timm_network`) and their pretrained
+weights (``model.net.pretrained``), loaded through timm itself.
 
-``model.pretrained`` is ``false`` (timm's random initialisation), ``true`` (the tag's weights where timm
+``model.net.pretrained`` is ``false`` (timm's random initialisation), ``true`` (the tag's weights where timm
 gets them: the Hugging Face hub, or its local cache with ``HF_HUB_OFFLINE=1``), the path of a weights
 file (``.safetensors``; ``.pth``, ``.bin`` and others through ``torch.load(weights_only=True)``), or a
 folder written by ``timm.models.save_for_hf`` or downloaded from the hub (``config.json`` + weights).
@@ -33,8 +33,10 @@ from vitbench.run.init import check_fits, shape_text
 
 log = logging.getLogger(__name__)
 
+NET = "model.net"  # where the network's keys live, for the messages
 
-def check_timm_name(name: str, key: str = "model.timm_name") -> None:
+
+def check_timm_name(name: str, key: str = "model.net.name") -> None:
     """Raise ValueError unless ``name`` is a timm architecture, optionally with a pretrained tag."""
     arch, _, tag = str(name).partition(".")
     if not timm.is_model(arch):
@@ -55,57 +57,65 @@ def check_timm_name(name: str, key: str = "model.timm_name") -> None:
 
 
 def timm_network(
-    timm_name: str | None,
-    pretrained: Pretrained,
-    timm_args: dict[str, Any] | None,
-    cpu_size: dict[str, Any],
-    data_stats: tuple[Sequence[float] | None, Sequence[float] | None] = (None, None),
-    **kwargs: Any,
-) -> tuple[nn.Module | None, dict[str, Any] | None]:
-    """:func:`build_timm_net` when ``timm_name`` is set; ``(None, None)`` otherwise (the variant builds its
-    CPU-size network), after checking that no pretrained weights or timm arguments were asked for."""
-    if timm_name:
-        return build_timm_net(timm_name, pretrained, timm_args, cpu_size, data_stats, **kwargs)
-    if pretrained not in (False, None) or timm_args:
-        key = "model.pretrained" if pretrained not in (False, None) else "model.timm_args"
-        raise ValueError(
-            f"{key} needs model.timm_name, timm's architecture (size=pretrained sets one per variant). To start "
-            "a CPU-size network from an earlier vitbench run, use init_from=<run folder>."
-        )
-    return None, None
+    name: str,
+    num_classes: int,
+    in_chans: int,
+    pretrained: Pretrained = False,
+    args: dict[str, Any] | None = None,
+    data_mean: Sequence[float] | None = None,
+    data_std: Sequence[float] | None = None,
+    **run_args: Any,
+) -> nn.Module:
+    """timm's own architecture ``name`` at this run's classes and channels, with ``pretrained``
+    weights (``size=pretrained`` puts it in ``model.net``; ``model.net.name``).
+
+    What was loaded (:func:`build_timm_net`'s record) is left on the network as ``init_record``; the
+    classifier takes it from there into results.json (``init``).
+
+    Args:
+        name: A timm architecture, optionally with its pretrained tag (``vit_small_patch16_224.augreg_in1k``).
+        num_classes, in_chans: The data's.
+        pretrained: See the module docstring.
+        args: More keyword arguments of the architecture (``{"depth": 4}``): they override timm's.
+        data_mean, data_std: The run's normalization, to record whether it is the weights' own.
+        run_args: What the run sets where the architecture takes it (``img_size``, ``drop_path_rate``,
+            ``drop_rate``, ``global_pool``): each variant's ``conf/model_size/<model>_pretrained.yaml``.
+    """
+    net, record = build_timm_net(
+        name,
+        pretrained,
+        args,
+        (data_mean, data_std),
+        NET,
+        num_classes=num_classes,
+        in_chans=in_chans,
+        **run_args,
+    )
+    net.init_record = record
+    return net
 
 
 def build_timm_net(
     timm_name: str,
     pretrained: Pretrained,
     timm_args: dict[str, Any] | None,
-    cpu_size: dict[str, Any],
     data_stats: tuple[Sequence[float] | None, Sequence[float] | None] = (None, None),
-    key: str = "model",
+    key: str = NET,
     **kwargs: Any,
 ) -> tuple[nn.Module, dict[str, Any] | None]:
     """timm's architecture ``timm_name`` for this run, with ``pretrained`` weights; and the ``init``
     record (None without weights).
 
     Args:
-        timm_name: A timm architecture, optionally with its pretrained tag (``vit_small_patch16_224.augreg_in1k``).
+        timm_name: A timm architecture, optionally with its pretrained tag.
         pretrained: See the module docstring.
-        timm_args: More keyword arguments of the architecture (``{"depth": 4}``): they override timm's.
-        cpu_size: The variant's CPU-size shape keys (``{"embed_dim": 128, ...}``); they must be None
-            (``size=pretrained`` sets them so) since timm's architecture has its own.
+        timm_args: More keyword arguments of the architecture: they override timm's.
         data_stats: The run's ``(data.mean, data.std)``, to log whether they are the weights' own.
-        key: Where the settings live, for the messages (``model``; a DeiT teacher's: ``model.teacher``).
+        key: Where the settings live, for the messages (``model.net``; a DeiT teacher's: ``model.teacher``).
         kwargs: The run's ``num_classes``, ``in_chans`` and, where the architecture takes them,
             ``img_size`` and ``drop_path_rate``.
     """
-    check_timm_name(timm_name, f"{key}.timm_name")
-    given = sorted(k for k, v in cpu_size.items() if v is not None)
-    if given:
-        raise ValueError(
-            f"{key}.timm_name={timm_name} builds timm's own architecture, but the CPU-size keys "
-            f"{', '.join('model.' + k for k in given)} are set too: add size=pretrained (it clears them), or "
-            f"pass timm's own arguments as {key}.timm_args={{...}}."
-        )
+    check_timm_name(timm_name, f"{key}.name")
     kwargs = {**kwargs, **dict(timm_args or {})}
     if pretrained is False or pretrained is None:
         return create(timm_name, kwargs), None

@@ -1,17 +1,13 @@
-"""Swin Transformer for small images."""
+"""The Swin Transformer network for small images (``model.net``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-import torch
-from timm.models.swin_transformer import SwinTransformer
-from torch.optim.lr_scheduler import LRScheduler
+import timm
+from torch import nn
 
-from vitbench.classification.base import ImageClassifier
-from vitbench.classification.pretrained import Pretrained, timm_network
-from vitbench.classification.probe import Finetune
+from vitbench.classification.vit import NET
 from vitbench.run.checks import check_patch_size, check_rate
 
 
@@ -27,9 +23,21 @@ def stage_resolutions(grid: int, num_stages: int) -> list[int]:
     return sides
 
 
-class SwinModule(ImageClassifier):
-    """Swin Transformer (Liu et al., 2021, "Swin Transformer: Hierarchical Vision
-    Transformer using Shifted Windows") from timm.
+def swin(
+    num_classes: int = 10,
+    img_size: int = 28,
+    in_chans: int = 1,
+    patch_size: int = 4,
+    embed_dim: int = 64,
+    depths: Sequence[int] = (2, 2),
+    num_heads: Sequence[int] = (2, 4),
+    window_size: int = 4,
+    mlp_ratio: float = 2.0,
+    drop_path_rate: float = 0.0,
+) -> nn.Module:
+    """Swin Transformer (Liu et al., 2021, "Swin Transformer: Hierarchical Vision Transformer using
+    Shifted Windows"): timm's ``SwinTransformer``, built as ``swin_tiny_patch4_window7_224`` with these
+    arguments (so that ``vitbench-export`` writes a folder timm rebuilds).
 
     Small-image adaptation (the defaults, for 28 px on two CPU cores): patch 4 gives a 7x7
     token grid, which timm pads to 8x8 for 2x2 shifted windows of 4; the second stage runs
@@ -43,11 +51,6 @@ class SwinModule(ImageClassifier):
     Shapes: ``x (B, in_chans, img_size, img_size)`` -> logits ``(B, num_classes)``; stage
     ``i`` holds tokens ``(B, G_i, G_i, embed_dim * 2**i)`` with ``G_0 = img_size / patch_size``.
 
-    With ``timm_name`` (``size=pretrained``: Swin-T) the network is timm's own architecture at the
-    run's ``img_size`` (timm shrinks a window larger than a stage's grid, and its checkpoint filter
-    resizes the relative-position tables of pretrained weights), optionally with ``pretrained``
-    weights; the CPU-size shape keys must then be None.
-
     Args:
         num_classes: Number of classes.
         img_size: Side of the square input image (``data.img_size``).
@@ -59,63 +62,16 @@ class SwinModule(ImageClassifier):
         window_size: Side of an attention window; at most the first stage's grid.
         mlp_ratio: Hidden width of the MLP relative to the stage width.
         drop_path_rate: Stochastic-depth rate of the last block.
-        fused_attn, compile: See :meth:`ImageClassifier.set_speed_options`.
-        timm_name, timm_args, pretrained, data_mean, data_std: timm's architecture and its weights
-            (:func:`vitbench.classification.pretrained.timm_network`).
-        finetune: ``full`` or ``linear`` (:meth:`ImageClassifier.set_finetune`).
-        optimizer, scheduler, label_smoothing: See :class:`ImageClassifier`.
     """
-
-    def __init__(
-        self,
-        num_classes: int = 10,
-        img_size: int = 28,
-        in_chans: int = 1,
-        patch_size: int | None = 4,
-        embed_dim: int | None = 64,
-        depths: Sequence[int] | None = (2, 2),
-        num_heads: Sequence[int] | None = (2, 4),
-        window_size: int | None = 4,
-        mlp_ratio: float | None = 2.0,
-        drop_path_rate: float = 0.0,
-        fused_attn: bool = False,
-        compile: bool = False,
-        timm_name: str | None = None,
-        timm_args: dict[str, Any] | None = None,
-        pretrained: Pretrained = False,
-        finetune: Finetune = "full",
-        data_mean: Sequence[float] | None = None,
-        data_std: Sequence[float] | None = None,
-        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
-        scheduler: Callable[..., LRScheduler] | None = None,
-        label_smoothing: float = 0.0,
-    ) -> None:
-        check_rate("model.drop_path_rate", drop_path_rate, "0.1")
-        # Hydra passes ListConfig; tuples before super() so the saved hparams are plain too.
-        depths = tuple(int(d) for d in depths) if depths is not None else None
-        num_heads = tuple(int(h) for h in num_heads) if num_heads is not None else None
-        cpu_size = dict(
-            patch_size=patch_size, embed_dim=embed_dim, depths=depths, num_heads=num_heads,
-            window_size=window_size, mlp_ratio=mlp_ratio,
-        )  # fmt: skip
-        net, init = timm_network(
-            timm_name, pretrained, timm_args, cpu_size, (data_mean, data_std), num_classes=num_classes,
-            in_chans=in_chans, img_size=img_size, drop_path_rate=drop_path_rate,
-        )  # fmt: skip
-        if net is None:
-            check_swin_shape(img_size, patch_size, embed_dim, depths, num_heads, window_size)
-        super().__init__(num_classes, optimizer, scheduler, label_smoothing)
-        if net is None:
-            net = SwinTransformer(
-                img_size=img_size,
-                in_chans=in_chans,
-                num_classes=num_classes,
-                drop_path_rate=drop_path_rate,
-                **cpu_size,
-            )
-        self.net, self.init_record = net, init
-        self.set_speed_options(compile=compile, fused_attn=fused_attn)
-        self.set_finetune(finetune)
+    check_rate(f"{NET}.drop_path_rate", drop_path_rate, "0.1")
+    # Hydra passes lists; tuples, as timm's own architectures state them.
+    depths, num_heads = tuple(int(d) for d in depths), tuple(int(h) for h in num_heads)
+    check_swin_shape(img_size, patch_size, embed_dim, depths, num_heads, window_size)
+    return timm.create_model(
+        "swin_tiny_patch4_window7_224", img_size=img_size, in_chans=in_chans, num_classes=num_classes,
+        patch_size=patch_size, embed_dim=embed_dim, depths=depths, num_heads=num_heads,
+        window_size=window_size, mlp_ratio=mlp_ratio, drop_path_rate=drop_path_rate,
+    )  # fmt: skip
 
 
 def check_swin_shape(
@@ -127,30 +83,30 @@ def check_swin_shape(
     window_size: int,
 ) -> None:
     """Raise ValueError, naming the key to change, for a Swin that cannot run as configured."""
-    check_patch_size(img_size, patch_size)
+    check_patch_size(img_size, patch_size, NET)
     if len(num_heads) != len(depths):
         raise ValueError(
-            f"model.num_heads={list(num_heads)} needs one entry per stage of model.depths={list(depths)}."
+            f"{NET}.num_heads={list(num_heads)} needs one entry per stage of {NET}.depths={list(depths)}."
         )
     grid = img_size // patch_size
     if not 1 <= window_size <= grid:
         raise ValueError(
-            f"model.window_size={window_size} does not fit the {grid}x{grid} token grid of the first stage "
-            f"(data.img_size={img_size} / model.patch_size={patch_size}); set model.window_size <= {grid}."
+            f"{NET}.window_size={window_size} does not fit the {grid}x{grid} token grid of the first stage "
+            f"(data.img_size={img_size} / {NET}.patch_size={patch_size}); set {NET}.window_size <= {grid}."
         )
     sides = stage_resolutions(grid, len(depths))
     # Merging a 1x1 grid only pads it with zeros: such a stage adds cost, not context.
     usable = next((i for i, side in enumerate(sides[:-1]) if side == 1), None)
     if usable is not None:
         raise ValueError(
-            f"model.depths={list(depths)} has {len(depths)} stages, but the {grid}x{grid} token grid is "
-            f"already 1x1 at stage {usable}; use at most {usable + 1} stages, a smaller model.patch_size "
+            f"{NET}.depths={list(depths)} has {len(depths)} stages, but the {grid}x{grid} token grid is "
+            f"already 1x1 at stage {usable}; use at most {usable + 1} stages, a smaller {NET}.patch_size "
             f"or a larger data.img_size."
         )
     for i, heads in enumerate(num_heads):
         width = embed_dim * 2**i
         if width % heads:
             raise ValueError(
-                f"stage {i} has width model.embed_dim * 2**{i} = {width}, not divisible by "
-                f"model.num_heads[{i}]={heads}; choose heads that divide the stage width."
+                f"stage {i} has width {NET}.embed_dim * 2**{i} = {width}, not divisible by "
+                f"{NET}.num_heads[{i}]={heads}; choose heads that divide the stage width."
             )

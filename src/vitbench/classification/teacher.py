@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -74,14 +73,25 @@ class Teacher(nn.Module):
 
 def load_teacher(
     checkpoint: str | None,
-    timm_name: str | None,
-    pretrained: bool | str,
+    name: str | None = None,
+    pretrained: bool | str = False,
+    *,
     num_classes: int,
-    student_stats: tuple[Sequence[float], Sequence[float], int, int],
+    data_mean: Sequence[float],
+    data_std: Sequence[float],
+    img_size: int,
+    in_chans: int,
     dataset: str,
-) -> Teacher:
-    """Build the teacher from a vitbench CNN checkpoint, or from timm by name with ``pretrained`` in any
-    form of ``model.pretrained`` (true, a weights file, a save_for_hf or vitbench-export folder).
+) -> Teacher | None:
+    """Build the teacher (``model.teacher``, Hydra's partial of this function) from a vitbench CNN
+    checkpoint, or from timm by ``name`` with ``pretrained`` in any form of ``model.net.pretrained``
+    (true, a weights file, a save_for_hf or vitbench-export folder); None when neither is given.
+
+    Args:
+        checkpoint, name, pretrained: Where the teacher comes from.
+        num_classes, data_mean, data_std, img_size, in_chans: The student's data (``${data.*}``): the
+            teacher must predict its classes, and sees its images as it was trained to.
+        dataset: The dataset's name, for the messages that say how to make a teacher.
 
     Raises:
         TeacherError: the checkpoint is missing, is not a vitbench CNN checkpoint, or predicts
@@ -90,10 +100,10 @@ def load_teacher(
     hint = TEACHER_HINT.format(dataset=dataset)
     if checkpoint:
         net, teacher_stats = cnn_from_checkpoint(Path(checkpoint), hint)
-    elif timm_name:
-        net, teacher_stats = _from_timm(timm_name, pretrained, num_classes, student_stats[3])
+    elif name:
+        net, teacher_stats = _from_timm(name, pretrained, num_classes, in_chans)
     else:
-        raise TeacherError(f"DeiT with distillation needs a teacher: set model.teacher.checkpoint ({hint}).")
+        return None
     # eval() before this probe: in training mode it would update the batch-norm running
     # statistics with a blank image and spoil the teacher.
     net.eval()
@@ -104,24 +114,26 @@ def load_teacher(
             f"the teacher predicts {out} classes but data={dataset} has {num_classes}; "
             f"train a teacher on this dataset: {hint}."
         )
+    student_stats = ([float(m) for m in data_mean], [float(s) for s in data_std], img_size, in_chans)
     return Teacher(net, student_stats, teacher_stats)
 
 
 def cnn_from_checkpoint(path: Path, hint: str, role: str = "teacher") -> tuple[nn.Module, tuple]:
     """The network of a vitbench ``model=cnn`` checkpoint and the data it was trained on,
     ``(mean, std, img_size, in_chans)``; ``role`` ("teacher", "feature CNN") names it in errors."""
-    from vitbench.classification.cnn import CNNModule
+    from vitbench.classification.base import build_network
 
     if not path.is_file():
         raise TeacherError(f"{role} checkpoint {path} does not exist; {hint}.")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
         hparams = ckpt["hyper_parameters"]
-        accepted = inspect.signature(CNNModule.__init__).parameters
-        module = CNNModule(**{k: v for k, v in hparams.items() if k in accepted})
+        if ckpt["vitbench"]["module"] != "ImageClassifier":  # a DeiT has two heads, a denoiser none
+            raise TypeError(f"it holds a {ckpt['vitbench']['module']}, not a classifier's ImageClassifier")
+        net = build_network(hparams["net"])
         # The network's weights only: metric states beside them vary between vitbench versions.
         weights = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
-        module.net.load_state_dict(weights)
+        net.load_state_dict(weights)
     except Exception as err:  # truncated file, foreign pickle, other architecture
         raise TeacherError(
             f"{role} checkpoint {path} is not a readable vitbench model=cnn checkpoint "
@@ -133,11 +145,11 @@ def cnn_from_checkpoint(path: Path, hint: str, role: str = "teacher") -> tuple[n
         data.get("mean"),
         data.get("std"),
         data.get("img_size"),
-        data.get("in_chans", hparams.get("in_chans")),
+        data.get("in_chans", hparams["net"].get("in_chans")),
     )
     if None in stats:
         raise TeacherError(f"{role} checkpoint {path} does not record the data it was trained on; {hint}.")
-    return module.net, stats
+    return net, stats
 
 
 def _from_timm(name: str, pretrained: bool | str, num_classes: int, in_chans: int) -> tuple[nn.Module, tuple]:
@@ -146,7 +158,7 @@ def _from_timm(name: str, pretrained: bool | str, num_classes: int, in_chans: in
     from vitbench.classification.pretrained import build_timm_net
 
     try:
-        net, record = build_timm_net(name, pretrained, None, {}, key="model.teacher", num_classes=num_classes)
+        net, record = build_timm_net(name, pretrained, None, key="model.teacher", num_classes=num_classes)
     except ValueError as err:
         raise TeacherError(str(err)) from None
     heads = [n for n in (record or {}).get("new", []) if n.rsplit(".", 1)[0] in _classifier_names(net)]

@@ -1,18 +1,15 @@
-"""Vision Transformer (ViT) for small images."""
+"""The Vision Transformer (ViT) network for small images, and DeiT's distilled ViT (``model.net``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Literal
 
-import torch
-from timm.models.vision_transformer import VisionTransformer
-from torch.optim.lr_scheduler import LRScheduler
+import timm
+from torch import nn
 
-from vitbench.classification.base import ImageClassifier
-from vitbench.classification.pretrained import Pretrained, timm_network
-from vitbench.classification.probe import Finetune
 from vitbench.run.checks import check_num_heads, check_patch_size, check_rate
+
+NET = "model.net"  # where the network's keys live, for the messages
 
 
 def vit_arguments(
@@ -25,11 +22,13 @@ def vit_arguments(
     num_heads: int,
     mlp_ratio: float,
     drop_path_rate: float,
+    key: str = "model",
 ) -> dict:
     """Check a small-image ViT's shape and return the keyword arguments of timm's
-    ``VisionTransformer`` (and ``VisionTransformerDistilled``, which takes the same)."""
-    check_patch_size(img_size, patch_size)
-    check_num_heads(num_heads, embed_dim)
+    ``VisionTransformer`` (and ``VisionTransformerDistilled``, which takes the same); ``key`` is where
+    the shape keys live, for the messages (``model.net``; MAE's encoder: ``model``)."""
+    check_patch_size(img_size, patch_size, key)
+    check_num_heads(num_heads, embed_dim, "embed_dim", key)
     return dict(
         img_size=img_size, patch_size=patch_size, in_chans=in_chans, num_classes=num_classes,
         embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio, qkv_bias=True,
@@ -37,20 +36,31 @@ def vit_arguments(
     )  # fmt: skip
 
 
-class ViTModule(ImageClassifier):
-    """ViT (Dosovitskiy et al., 2021, "An Image is Worth 16x16 Words") from timm.
+def vit(
+    num_classes: int = 10,
+    img_size: int = 28,
+    in_chans: int = 1,
+    patch_size: int = 7,
+    embed_dim: int = 128,
+    depth: int = 6,
+    num_heads: int = 4,
+    mlp_ratio: float = 2.0,
+    drop_path_rate: float = 0.0,
+    global_pool: Literal["token", "avg"] = "token",
+    distilled: bool = False,
+) -> nn.Module:
+    """ViT (Dosovitskiy et al., 2021, "An Image is Worth 16x16 Words"): timm's ``VisionTransformer``.
 
     Small-image adaptation: a 28 px Fashion-MNIST image with ``patch_size=7`` becomes a 4x4
     grid of 16 tokens plus the class token, and the model is ~0.8M parameters (width 128,
     depth 6, MLP ratio 2) instead of ViT-Ti's 5.7M: ~1000 training images/s at batch 256
     on two CPU cores. Patch 4 (49 tokens) at the same size is ~3x slower.
 
+    Built as timm's ``vit_tiny_patch16_224`` with these arguments, so that timm records them and
+    ``vitbench-export`` writes a folder that ``timm.create_model("local-dir:...")`` rebuilds.
+
     Shapes: ``x (B, in_chans, img_size, img_size)`` -> logits ``(B, num_classes)``;
     tokens ``(B, 1 + (img_size / patch_size) ** 2, embed_dim)`` inside.
-
-    With ``timm_name`` (``size=pretrained``: ViT-S/16) the network is timm's own architecture at the
-    run's ``img_size``, ``in_chans`` and ``num_classes``, optionally with ``pretrained`` weights; the
-    CPU-size shape keys must then be None.
 
     Args:
         num_classes: Number of classes.
@@ -65,60 +75,35 @@ class ViTModule(ImageClassifier):
         global_pool: ``"token"``: classify the class token (the original ViT); ``"avg"``: no class
             token, classify the average of the patch tokens (Beyer et al. 2022, "Better plain ViT
             baselines", arXiv 2205.01580, found it trains faster).
-        fused_attn, compile: See :meth:`ImageClassifier.set_speed_options`.
-        timm_name, timm_args, pretrained, data_mean, data_std: timm's architecture and its weights
-            (:func:`vitbench.classification.pretrained.timm_network`).
-        finetune: ``full`` or ``linear`` (:meth:`ImageClassifier.set_finetune`).
-        optimizer, scheduler, label_smoothing: See :class:`ImageClassifier`.
+        distilled: DeiT's network (Touvron et al. 2021, arXiv 2012.12877; ``model=deit``): timm's
+            ``VisionTransformerDistilled``, built as ``deit_tiny_distilled_patch16_224``, with a
+            distillation token and a second head beside the class token's. It classifies its two
+            tokens, so ``global_pool`` is ``token`` only.
     """
-
-    def __init__(
-        self,
-        num_classes: int = 10,
-        img_size: int = 28,
-        in_chans: int = 1,
-        patch_size: int | None = 7,
-        embed_dim: int | None = 128,
-        depth: int | None = 6,
-        num_heads: int | None = 4,
-        mlp_ratio: float | None = 2.0,
-        drop_path_rate: float = 0.0,
-        global_pool: str | None = "token",
-        fused_attn: bool = True,
-        compile: bool = False,
-        timm_name: str | None = None,
-        timm_args: dict[str, Any] | None = None,
-        pretrained: Pretrained = False,
-        finetune: Finetune = "full",
-        data_mean: Sequence[float] | None = None,
-        data_std: Sequence[float] | None = None,
-        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
-        scheduler: Callable[..., LRScheduler] | None = None,
-        label_smoothing: float = 0.0,
-    ) -> None:
-        check_rate("model.drop_path_rate", drop_path_rate, "0.1")
-        cpu_size = dict(
-            patch_size=patch_size, embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio
-        )
-        net, init = timm_network(
-            timm_name, pretrained, timm_args, cpu_size, (data_mean, data_std), num_classes=num_classes,
-            in_chans=in_chans, img_size=img_size, drop_path_rate=drop_path_rate, global_pool=global_pool,
-        )  # fmt: skip
-        if net is None:
-            args = vit_arguments(
-                img_size,
-                in_chans=in_chans,
-                num_classes=num_classes,
-                drop_path_rate=drop_path_rate,
-                **cpu_size,
+    check_rate(f"{NET}.drop_path_rate", drop_path_rate, "0.1")
+    args = vit_arguments(
+        img_size,
+        patch_size,
+        in_chans,
+        num_classes,
+        embed_dim,
+        depth,
+        num_heads,
+        mlp_ratio,
+        drop_path_rate,
+        NET,
+    )
+    if distilled:
+        if global_pool != "token":
+            raise ValueError(
+                f"{NET}.global_pool={global_pool!r}: DeiT classifies its class and distillation tokens; "
+                f"use {NET}.global_pool=token (average pooling exists for model=vit)."
             )
-            if global_pool not in ("token", "avg"):
-                raise ValueError(
-                    f"model.global_pool={global_pool!r} must be token (class token) or avg (mean of patches)."
-                )
-        super().__init__(num_classes, optimizer, scheduler, label_smoothing)
-        if net is None:
-            net = VisionTransformer(**args, global_pool=global_pool, class_token=global_pool == "token")
-        self.net, self.init_record = net, init
-        self.set_speed_options(compile=compile, fused_attn=fused_attn)
-        self.set_finetune(finetune)
+        return timm.create_model("deit_tiny_distilled_patch16_224", **args)
+    if global_pool not in ("token", "avg"):
+        raise ValueError(
+            f"{NET}.global_pool={global_pool!r} must be token (class token) or avg (mean of patches)."
+        )
+    return timm.create_model(
+        "vit_tiny_patch16_224", **args, global_pool=global_pool, class_token=global_pool == "token"
+    )

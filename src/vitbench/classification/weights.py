@@ -1,4 +1,4 @@
-"""Where ``model.pretrained`` points, read as timm reads it: ``true`` (the tag's weights from the
+"""Where ``model.net.pretrained`` points, read as timm reads it: ``true`` (the tag's weights from the
 Hugging Face hub or its cache, or timm's URL), a weights file (``.safetensors``; ``.pth``, ``.bin`` and
 others through ``torch.load(weights_only=True)``), or a ``save_for_hf`` / hub-snapshot / vitbench-export
 folder. Each is resolved to its tensors and to the ``timm.create_model`` arguments that load it, with
@@ -19,7 +19,7 @@ Pretrained = bool | str
 
 @dataclass
 class WeightsSource:
-    """Where ``model.pretrained`` points: its ``tensors`` as timm reads them, and the
+    """Where ``model.net.pretrained`` points: its ``tensors`` as timm reads them, and the
     ``timm.create_model`` arguments that load them (``model_name`` and the pretrained settings)."""
 
     what: str
@@ -28,8 +28,8 @@ class WeightsSource:
     create: dict[str, Any] = field(default_factory=dict)
 
 
-def weights_source(timm_name: str, pretrained: Pretrained, key: str = "model") -> WeightsSource:
-    """Resolve ``model.pretrained`` and read its tensors; ValueError naming what is missing or unreadable."""
+def weights_source(timm_name: str, pretrained: Pretrained, key: str = "model.net") -> WeightsSource:
+    """Resolve ``model.net.pretrained`` and read its tensors; ValueError naming what is missing or unreadable."""
     if pretrained is True:
         return hub_source(timm_name, key)
     path = Path(str(pretrained)).expanduser()
@@ -55,7 +55,7 @@ def weights_source(timm_name: str, pretrained: Pretrained, key: str = "model") -
     )
 
 
-def folder_source(timm_name: str, folder: Path, key: str = "model") -> WeightsSource:
+def folder_source(timm_name: str, folder: Path, key: str = "model.net") -> WeightsSource:
     """A ``save_for_hf`` folder or a hub snapshot: built as timm's ``local-dir:`` model, whose saved
     architecture arguments are defaults under the run's (classes, channels, size)."""
     from timm.models._hub import load_state_dict_from_path
@@ -69,14 +69,14 @@ def folder_source(timm_name: str, folder: Path, key: str = "model") -> WeightsSo
     arch = json.loads(config.read_text()).get("architecture")
     if arch != timm_name.partition(".")[0]:
         raise ValueError(
-            f"{key}.pretrained={folder} holds a {arch} (its config.json), not {key}.timm_name={timm_name}; "
-            f"set {key}.timm_name={arch}."
+            f"{key}.pretrained={folder} holds a {arch} (its config.json), not {key}.name={timm_name}; "
+            f"set {key}.name={arch}."
         )
     tensors = read_tensors(lambda: load_state_dict_from_path(folder), f"{key}.pretrained={folder}")
     return WeightsSource(str(folder), tensors, f"local-dir:{folder}", {"pretrained": True})
 
 
-def hub_source(timm_name: str, key: str = "model") -> WeightsSource:
+def hub_source(timm_name: str, key: str = "model.net") -> WeightsSource:
     """The tag's own weights, read where timm reads them (the HF hub and its cache, or a URL)."""
     from huggingface_hub import constants
     from timm.models._builder import _resolve_pretrained_source
@@ -137,8 +137,8 @@ def head_rows(tensors: dict[str, Tensor], cfg: Any) -> int:
     return int(rows[0]) if rows else -1
 
 
-def foreign_fix(source: WeightsSource, key: str = "model") -> str:
+def foreign_fix(source: WeightsSource, key: str = "model.net") -> str:
     """What to do about a file that does not fit."""
     if any(name.startswith("net.") for name in source.tensors):
         return "This is a vitbench checkpoint: start from it with init_from=<its run folder or file> instead."
-    return f"Give weights of the architecture {key}.timm_name names, or set {key}.timm_name to the file's."
+    return f"Give weights of the architecture {key}.name names, or set {key}.name to the file's."

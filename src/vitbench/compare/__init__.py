@@ -5,7 +5,7 @@ vitbench-compare outputs/2024-05-01/*_vit_s* outputs/2024-05-01/*_deit_s* --out 
 vitbench-compare --wandb my-team/vitbench --group sweep-42
 """
 
-from vitbench.compare.cli import main
+from vitbench.compare.compare import main
 from vitbench.compare.plots import plot_pngs
 from vitbench.compare.records import RunRecord, find_runs, load_records
 from vitbench.compare.report import task_sections, write_report

@@ -17,19 +17,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from vitbench.compare.table import DEFAULT, as_number, group_keys, group_runs, sort_numerically
+from vitbench.compare.tasks import axis_label, get_task
 
-# How a metric is drawn and written: its label and the factor from results.json's value.
-METRIC_AXES = {
-    "test_acc": ("test accuracy (%)", 100.0),
-    "val_acc_best": ("best validation accuracy (%)", 100.0),
-    "fid": ("FID (vitbench-CNN)", 1.0),
-    "sample_acc": ("sample accuracy (%)", 100.0),
-    "val_loss_best": ("best validation loss", 1.0),
-    "knn_acc": ("k-NN accuracy (%)", 100.0),
-    "linear_acc": ("linear-probe accuracy (%)", 100.0),
-}
-# The metric a numeric key is plotted against when the user names none.
-HEADLINE = {"classification": "test_acc", "denoising": "fid", "pretraining": "linear_acc"}
 KEY_LABELS = {"data.train_subset": "training images (data.train_subset)"}
 LINE_STYLES = ("-", "--", ":", "-.")
 
@@ -45,10 +34,6 @@ def numeric_keys(table: pd.DataFrame) -> list[str]:
         if numbers and None not in numbers and len(set(numbers)) > 1:
             found.append(key)
     return found
-
-
-def axis_label(metric: str) -> tuple[str, float]:
-    return METRIC_AXES.get(metric, (metric, 1.0))
 
 
 def file_stem(*parts: str) -> str:
@@ -244,8 +229,8 @@ def key_views(
 
     Args:
         df: the runs (from `load_records`), for the gaps paired by seed.
-        metrics: results.json keys to plot; default the task's `HEADLINE` (test_acc, fid). Those
-            the task's table lacks are left out.
+        metrics: results.json keys to plot; default the task's `headline` (test_acc, fid,
+            linear_acc). Those the task's table lacks are left out.
         reference: the model the gaps are taken to; default "cnn" when it is among several models.
     """
     keys = group_keys(table)
@@ -254,7 +239,7 @@ def key_views(
         reference = "cnn"
     views = []
     for key in numeric_keys(table):
-        for metric in metrics or [HEADLINE[task]]:
+        for metric in metrics or [get_task(task).headline]:
             if f"{metric}_mean" not in table:
                 continue
             label, scale = axis_label(metric)

@@ -12,19 +12,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from vitbench.compare.table import aggregate, group_keys, task_rows, tasks_present
-
-# The plots of each task present, by name (the PNG's file stem).
-TASK_PLOTS = {
-    "classification": ("acc_vs_gflops", "acc_vs_throughput", "val_curves"),
-    "denoising": ("val_loss_curves",),
-    "pretraining": ("pretraining_val_loss_curves",),
-}
-PLOTS = TASK_PLOTS["classification"]
-# How a validation curve is drawn: its y label, the scale of its values, its title.
-CURVE_AXES = {
-    "val/acc": ("validation accuracy (%)", 100.0, "Validation accuracy per epoch"),
-    "val/loss": ("validation loss", 1.0, "Validation loss per epoch"),
-}
+from vitbench.compare.tasks import axis_label, get_task
+from vitbench.run.task_definition import Curve
 
 
 def model_colors(models: Sequence[str]) -> dict[str, str]:
@@ -50,18 +39,21 @@ def _log_x_if_wide(ax: Axes, values: pd.Series) -> None:
         ax.set_xscale("log")
 
 
-def accuracy_scatter(table: pd.DataFrame, x: str, xlabel: str, colors: dict[str, str]) -> Figure:
-    """Test accuracy (mean ± std over seeds, %) of each group of an `aggregate` table against `x`."""
+def headline_scatter(
+    table: pd.DataFrame, x: str, xlabel: str, colors: dict[str, str], y: str = "test_acc"
+) -> Figure:
+    """`y` (mean ± std over seeds; test accuracy in %) of each group of an `aggregate` table against `x`."""
+    ylabel, scale = axis_label(y)
     fig = Figure(figsize=(6.4, 4.6), layout="constrained")
     ax = fig.add_subplot()
-    rows = table.dropna(subset=[f"{x}_mean", "test_acc_mean"])
+    rows = table.dropna(subset=[f"{x}_mean", f"{y}_mean"])
     swept = [k for k in group_keys(table) if k != "model"]
     for model, part in rows.groupby("model"):
         ax.errorbar(
             part[f"{x}_mean"],
-            100 * part["test_acc_mean"],
+            scale * part[f"{y}_mean"],
             xerr=part[f"{x}_std"].fillna(0),
-            yerr=100 * part["test_acc_std"].fillna(0),
+            yerr=scale * part[f"{y}_std"].fillna(0),
             fmt="o",
             capsize=3,
             color=colors[str(model)],
@@ -70,63 +62,65 @@ def accuracy_scatter(table: pd.DataFrame, x: str, xlabel: str, colors: dict[str,
         for _, row in part.iterrows():
             if swept:  # name the point's group: "drop_path_rate=0.1"
                 label = ", ".join(f"{k.rsplit('.', 1)[-1]}={row[k]}" for k in swept)
-                xy = (row[f"{x}_mean"], 100 * row["test_acc_mean"])
+                xy = (row[f"{x}_mean"], scale * row[f"{y}_mean"])
                 ax.annotate(label, xy, fontsize=7, xytext=(4, 4), textcoords="offset points")
     if rows.empty:
         _no_data(ax, xlabel)
     else:
         _log_x_if_wide(ax, rows[f"{x}_mean"])
         ax.legend(title="model")
-    ax.set(xlabel=xlabel, ylabel="test accuracy (%)", title=f"Test accuracy against {xlabel.split(' (')[0]}")
+    name = ylabel.split(" (")[0]
+    ax.set(
+        xlabel=xlabel, ylabel=ylabel, title=f"{name[0].upper() + name[1:]} against {xlabel.split(' (')[0]}"
+    )
     ax.grid(alpha=0.3)
     return fig
 
 
-def val_curves(df: pd.DataFrame, colors: dict[str, str], metric: str = "val/acc") -> Figure:
-    """`metric` per epoch of every finished run of `df`, one line per run; `df`'s `val_curve` must
-    hold that metric (val/acc for classification runs, val/loss for denoising runs)."""
-    ylabel, scale, title = CURVE_AXES[metric]
+def val_curves(df: pd.DataFrame, colors: dict[str, str], curve: Curve) -> Figure:
+    """`curve`'s metric per epoch of every finished run of `df`, one line per run; `df`'s `val_curve`
+    must hold that metric (its task's curve: val/acc for classification runs, val/loss for denoising runs)."""
+    ylabel, scale, title = curve.label, curve.scale, curve.title
     fig = Figure(figsize=(6.4, 4.6), layout="constrained")
     ax = fig.add_subplot()
     labelled: set[str] = set()
     done = df[df["status"] == "finished"]
-    for model, curve in zip(done["model"].astype(str), done["val_curve"], strict=True):
-        if not curve:
+    for model, points in zip(done["model"].astype(str), done["val_curve"], strict=True):
+        if not points:
             continue
-        epochs, values = zip(*curve, strict=True)
+        epochs, values = zip(*points, strict=True)
         label = model if model not in labelled else "_nolegend_"
         labelled.add(model)
         ax.plot(epochs, [scale * v for v in values], marker=".", alpha=0.8, color=colors[model], label=label)
     if labelled:
         ax.legend(title="model")
     else:
-        _no_data(ax, metric)
+        _no_data(ax, curve.metric)
     ax.set(xlabel="epoch", ylabel=ylabel, title=title)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     return fig
 
 
-def _classification_figures(
-    df: pd.DataFrame, by: Sequence[str] | None, colors: dict[str, str]
+def task_figures(
+    df: pd.DataFrame, task: str, by: Sequence[str] | None, colors: dict[str, str]
 ) -> dict[str, Figure]:
-    table = aggregate(df, by)
+    """The `plots` of `task`'s definition for its runs in `df`, by name: its headline against a
+    record key per group, or every run's validation curve."""
+    definition = get_task(task)
+    table = aggregate(df, by, task) if any(plot.x for plot in definition.plots) else None
     return {
-        "acc_vs_gflops": accuracy_scatter(table, "gflops", "forward GFLOPs per image", colors),
-        "acc_vs_throughput": accuracy_scatter(
-            table, "train_images_per_s", "training throughput (images/s)", colors
-        ),
-        "val_curves": val_curves(task_rows(df, "classification"), colors),
+        plot.name: headline_scatter(table, plot.x, plot.xlabel, colors, definition.headline)
+        if plot.x and table is not None
+        else val_curves(task_rows(df, task), colors, definition.curve)
+        for plot in definition.plots
     }
 
 
 def plot_pngs(df: pd.DataFrame, by: Sequence[str] | None = None) -> dict[str, bytes]:
-    """The `TASK_PLOTS` of each task present in `df` (from `load_records`), as PNG bytes by name."""
+    """The `plots` of each task present in `df` (from `load_records`), as PNG bytes by name."""
     colors = model_colors(df["model"].dropna())
-    tasks = tasks_present(df)
-    figures = _classification_figures(df, by, colors) if "classification" in tasks else {}
-    if "denoising" in tasks:
-        figures["val_loss_curves"] = val_curves(task_rows(df, "denoising"), colors, "val/loss")
-    if "pretraining" in tasks:  # MAE's reconstruction loss
-        figures["pretraining_val_loss_curves"] = val_curves(task_rows(df, "pretraining"), colors, "val/loss")
+    figures = {
+        name: fig for task in tasks_present(df) for name, fig in task_figures(df, task, by, colors).items()
+    }
     return {name: png_bytes(fig) for name, fig in figures.items()}

@@ -12,24 +12,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from vitbench.run.results import COMMON_KEYS, FINAL_KEY, RUN_KEYS, TASK_KEYS, task_of
-
-# DeiT reports each head alone besides the combined prediction.
-HEAD_KEYS = ("val_acc_cls", "val_acc_dist", "test_acc_cls", "test_acc_dist")
-# Every key a results.json of any task may hold, common keys first.
-RECORD_KEYS = tuple(
-    dict.fromkeys([*COMMON_KEYS, *(k for keys in TASK_KEYS.values() for k in keys), *RUN_KEYS, *HEAD_KEYS])
-)
-# Every figure of results.json after the run's identity (task, model, dataset, seed, overrides).
-NUMBER_KEYS = RECORD_KEYS[RECORD_KEYS.index("params") :]
-# Why a task's FINAL_KEY can be null: what to look at in a run listed as unfinished.
-UNFINISHED_BECAUSE = {
-    "classification": "stopped before the test",
-    "denoising": "stopped before the test, or tested without model.feature_cnn, the CNN that FID needs",
-    "pretraining": "stopped before the test, at whose end the encoder is probed",
-}
-# The validation metric each task's curve follows, as its LightningModule logs it.
-CURVE_METRIC = {"classification": "val/acc", "denoising": "val/loss", "pretraining": "val/loss"}
+from vitbench.compare.tasks import all_tasks, number_keys, record_keys
+from vitbench.run.results import COMMON_KEYS, RUN_KEYS, format_problem
 
 
 @dataclass
@@ -41,8 +25,8 @@ class RunRecord:
         overrides: the Hydra overrides as typed on the command line (`["model=deit", "seed=1"]`).
         results: the results.json record (or the W&B summary); None when there is none to read.
         reason: why the run counts as failed or unfinished; empty for a finished run.
-        val_curve: `(epoch, value)` pairs in epoch order of the task's `CURVE_METRIC` (val/acc for
-            classification, val/loss for denoising).
+        val_curve: `(epoch, value)` pairs in epoch order of the metric of its task's `curve` (val/acc
+            for classification, val/loss for denoising).
     """
 
     source: str
@@ -53,37 +37,43 @@ class RunRecord:
 
     @property
     def finished(self) -> bool:
-        """True when the run wrote a complete record with its task's final figure (`FINAL_KEY`)."""
+        """True when the run wrote a complete record with its task's `headline` figure."""
         return not self.reason
 
 
 def check_results(results: Any) -> str:
     """Say what is wrong with a results record, or return "" when it is complete.
 
-    A record needs the `COMMON_KEYS` ("task" may be absent: an old classification run) and its
-    task's `TASK_KEYS`; it is unfinished when its task's `FINAL_KEY` is null.
+    A record of another format is refused (the line names the vitbench that wrote it); one of this
+    format needs the `COMMON_KEYS` and its task's `record_keys`, and is unfinished when its task's
+    `headline` is null.
     """
     if not isinstance(results, dict):
         return f"corrupt results.json: a JSON object was expected, got {type(results).__name__}"
-    task = task_of(results)
-    if task not in TASK_KEYS:
-        return f"corrupt results.json: task={results['task']!r} is unknown, expected one of {', '.join(TASK_KEYS)}"
-    required = [k for k in COMMON_KEYS if k != "task"] + list(TASK_KEYS[task])
-    missing = [k for k in required if k not in results]
+    if problem := format_problem(results.get("format"), "results.json"):
+        return f"refused: {problem}"
+    tasks = all_tasks()
+    if "task" not in results:
+        return f"corrupt results.json: missing task (one of {', '.join(tasks)})"
+    task = tasks.get(str(results["task"]))
+    if task is None:
+        return f"corrupt results.json: task={results.get('task')!r} is unknown, expected one of {', '.join(tasks)}"
+    missing = [k for k in (*COMMON_KEYS, *task.record_keys) if k not in results]
     if missing:
-        return f"corrupt results.json: missing {', '.join(missing)} (a {task} record)"
-    for key in NUMBER_KEYS:
+        return f"corrupt results.json: missing {', '.join(missing)} (a {task.name} record)"
+    for key in number_keys():
         value = results.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
             return f"corrupt results.json: {key}={value!r} is not a number"
-    if results[FINAL_KEY[task]] is None:
-        return f"unfinished: {FINAL_KEY[task]} is null ({UNFINISHED_BECAUSE[task]})"
+    if results[task.headline] is None:
+        return f"unfinished: {task.headline} is null ({task.unfinished_because})"
     return ""
 
 
-def curve_metric(results: dict[str, Any] | None) -> str:
-    """The metric of a run's validation curve: its task's `CURVE_METRIC` (val/acc when unknown)."""
-    return CURVE_METRIC.get(task_of(results or {}), CURVE_METRIC["classification"])
+def curve_metric(results: dict[str, Any] | None) -> str | None:
+    """The metric of a run's validation curve (its task's `curve`); None when its task is unknown."""
+    task = all_tasks().get(str((results or {}).get("task")))
+    return task.curve.metric if task else None
 
 
 def _read_overrides(folder: Path) -> list[str]:
@@ -135,7 +125,8 @@ def read_run(folder: Path) -> RunRecord:
         return RunRecord(str(folder), overrides, reason=reason)
     if isinstance(results.get("overrides"), list):
         overrides = [str(o) for o in results["overrides"]]
-    curve = _read_val_curve(folder / "csv", curve_metric(results))
+    metric = curve_metric(results)
+    curve = _read_val_curve(folder / "csv", metric) if metric else []
     return RunRecord(str(folder), overrides, results, reason, curve)
 
 
@@ -186,19 +177,20 @@ def override_value(overrides: Iterable[str], key: str) -> str | None:
 
 def load_records(records: Iterable[RunRecord]) -> pd.DataFrame:
     """One row per run: `source`, `status` ("finished" or "failed"), `reason`, `overrides`,
-    `val_curve`, `task`, and the results.json keys of every task (NaN where a run has none).
+    `val_curve`, `task`, and the results.json keys of every task (NaN where a run has none; a key
+    that is optional in every task, such as DeiT's heads, only where some run has it).
 
-    `task` is `task_of` the record ("classification" for a record without it), None for a run that
-    left no record to read it from.
+    `task` is the record's, None for a run that left no record to read it from.
     """
+    keys = record_keys()
     rows = []
     for record in records:
         results = record.results or {}
-        row: dict[str, Any] = {k: results.get(k) for k in RECORD_KEYS if k in results}
+        row: dict[str, Any] = {k: results.get(k) for k in keys if k in results}
         if row.get("model") is None:  # a crashed run still shows which model it was
             row["model"] = override_value(record.overrides, "model")
         row.update(
-            task=task_of(results) if record.results else None,
+            task=results.get("task") if record.results else None,
             source=record.source,
             status="finished" if record.finished else "failed",
             reason=record.reason,
@@ -206,9 +198,10 @@ def load_records(records: Iterable[RunRecord]) -> pd.DataFrame:
             val_curve=list(record.val_curve),
         )
         rows.append(row)
-    columns = ["source", "status", "reason", *(k for k in RECORD_KEYS if k not in HEAD_KEYS), "val_curve"]
+    required = (k for task in all_tasks().values() for k in task.record_keys)
+    columns = ["source", "status", "reason", *COMMON_KEYS, *required, *RUN_KEYS, "val_curve"]
     df = pd.DataFrame(rows, columns=list(dict.fromkeys([*columns, *(k for r in rows for k in r)])))
-    for key in NUMBER_KEYS:
+    for key in number_keys():
         if key in df.columns:
             df[key] = pd.to_numeric(df[key], errors="coerce")
     return df

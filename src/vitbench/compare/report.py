@@ -27,14 +27,11 @@ from vitbench.compare.table import (
     tables_by_task,
     to_markdown,
 )
+from vitbench.compare.tasks import all_tasks, get_task
+from vitbench.run.task_definition import Metric
 
 TITLE = "vitbench comparison"
 FAILED_TITLE = "Failed or unfinished runs"
-TASK_TITLES = {
-    "classification": "Classification",
-    "denoising": "Denoising (FID in vitbench-CNN features; not comparable with Inception FID)",
-    "pretraining": "Pretraining (k-NN and linear-probe accuracy of the frozen encoder on the test split)",
-}
 SAMPLES_NOTE = "One grid per group of the denoising table (its run with the lowest seed), one row per class."
 # Inline style only: the report opens offline and carries no URL at all (links go to the run
 # folders, relative to the report). Sized for a laptop screen: wide tables scroll on their own.
@@ -70,7 +67,7 @@ class TaskSection:
         task: "classification" or "denoising".
         table: its `aggregate` table (what results.csv holds).
         shown: its `format_table` (what people read).
-        note: a line under the table ("" for none): the sampling settings the denoising runs share.
+        note: a line under the table ("" for none): the sampling settings its runs share (denoising).
     """
 
     task: str
@@ -80,13 +77,13 @@ class TaskSection:
 
     @property
     def title(self) -> str:
-        return TASK_TITLES[self.task]
+        return get_task(self.task).title
 
 
 def task_sections(df: pd.DataFrame, by: Sequence[str] | None = None) -> list[TaskSection]:
     """A `TaskSection` for each task present in `df` (from `load_records`), classification first."""
     return [
-        TaskSection(task, table, format_table(table, task), sampling_note(df) if task == "denoising" else "")
+        TaskSection(task, table, format_table(table, task), sampling_note(df, task))
         for task, table in tables_by_task(df, by).items()
     ]
 
@@ -162,17 +159,13 @@ def _link(target: Path, out: Path, text: str) -> str:
 def _runs_html(df: pd.DataFrame, out: Path) -> str:
     """Every run, finished or not: its folder and results.json (links), seed, overrides, the task's
     headline figure, and why it failed."""
+    tasks = all_tasks()
     rows = []
     for run in df.sort_values(["status", "source"], kind="stable").itertuples():
         source = Path(str(run.source))
         figure = ""
-        if run.status == "finished":
-            acc, fid = getattr(run, "test_acc", math.nan), getattr(run, "fid", math.nan)
-            linear = getattr(run, "linear_acc", math.nan)
-            figure = (
-                f"test acc {100 * acc:.2f} %" if pd.notna(acc) else f"FID {fid:.2f}" if pd.notna(fid)
-                else f"linear probe {100 * linear:.2f} %" if pd.notna(linear) else ""
-            )  # fmt: skip
+        if run.status == "finished" and (task := tasks.get(str(run.task))) is not None:
+            figure = headline_text(task.metric(task.headline), getattr(run, task.headline, math.nan))
         seed = "" if pd.isna(run.seed) else str(int(run.seed))
         cells = [
             _link(source, out, source.name or str(source)),
@@ -188,6 +181,13 @@ def _runs_html(df: pd.DataFrame, out: Path) -> str:
         for h in ("run folder", "record", "status", "model", "seed", "overrides", "result", "why it failed")
     )
     return f'<div class="scroll"><table id="runs"><thead><tr>{header}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+
+
+def headline_text(metric: Metric, value: float) -> str:
+    """A run's headline figure as its column shows it, under the column's name ("test acc (%) 85.60")."""
+    if pd.isna(value):
+        return ""
+    return f"{metric.header or metric.key} {value * metric.scale:{metric.fmt}}"
 
 
 def _pictures_html(sets: Sequence[PictureSet]) -> str:

@@ -7,111 +7,63 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
 
 import pandas as pd
 
-from vitbench.compare.records import HEAD_KEYS, override_value
-from vitbench.run.results import RUN_KEYS, TASK_KEYS
+from vitbench.compare.records import override_value
+from vitbench.compare.tasks import get_task, task_names
+from vitbench.run.overrides import is_bookkeeping, override_key
+from vitbench.run.results import RUN_KEYS
+from vitbench.run.task_definition import Column, Task
 
-METRICS = (
-    "test_acc",
-    "val_acc_best",
-    "params",
-    "gflops",
-    "train_images_per_s",
-    "peak_memory_mb",
-    "wall_time_s",
-)
-DENOISING_METRICS = (
-    "fid",
-    "fid_floor",
-    "sample_acc",
-    "val_loss_best",
-    "params",
-    "gflops",
-    "train_images_per_s",
-    "sampling_images_per_s",
-    "peak_memory_mb",
-    "wall_time_s",
-)
-PRETRAINING_METRICS = (
-    "knn_acc",
-    "linear_acc",
-    "val_loss_best",
-    "test_loss",
-    "params",
-    "gflops",
-    "train_images_per_s",
-    "train_images_seen",
-    "peak_memory_mb",
-    "wall_time_s",
-)
-TASK_METRICS = {"classification": METRICS, "denoising": DENOISING_METRICS, "pretraining": PRETRAINING_METRICS}
-# An encoder's probe (vitbench-probe): shown in the other tasks' tables too when a run has one.
-PROBE_KEYS = ("knn_acc", "linear_acc")
-# How a denoising run sampled is part of what its FID means: when the runs differ in one of these
-# settings it becomes a group key, so that runs sampled differently are never averaged together.
-SAMPLING_KEYS = {
-    "classification": (),
-    "denoising": ("n_samples", "sampling_steps", "cfg_scale"),
-    "pretraining": (),
-}
-# Override keys that never define a group: seeds are what we average over, the rest is bookkeeping.
-IGNORED_KEYS = ("model", "seed", "ckpt_path", "tags", "group", "threads", "export_checkpoint")
-IGNORED_PREFIXES = ("hydra.", "hydra/", "paths.", "logger", "callbacks")
+# Override keys that never define a group besides the bookkeeping ones (vitbench.run.overrides): the
+# model is the row, and seeds are what we average over.
+IGNORED_KEYS = ("model", "seed")
 DEFAULT = "(default)"  # the group value of a run that does not override a swept key
 STD_NOTE = "mean ± sample std (ddof=1) over seeds; with n=1 the std is left blank"
-
-
-def _override_key(override: str) -> str:
-    return override.partition("=")[0].lstrip("+~")
 
 
 def swept_keys(df: pd.DataFrame) -> list[str]:
     """Override keys whose value differs among the finished runs of `df`, in order of appearance."""
     overrides = df.loc[df["status"] == "finished", "overrides"]
-    keys = dict.fromkeys(_override_key(o) for run in overrides for o in run)
+    keys = dict.fromkeys(override_key(o) for run in overrides for o in run)
     return [
         key
         for key in keys
         if key not in IGNORED_KEYS
-        and not key.startswith(IGNORED_PREFIXES)
+        and not is_bookkeeping(key)
         and len({override_value(run, key) for run in overrides}) > 1
     ]
 
 
 def task_rows(df: pd.DataFrame, task: str) -> pd.DataFrame:
-    """The rows of `df` of `task`; a row without a task (or a frame without the column) is an old
-    classification run, as `task_of` reads it.
+    """The rows of `df` of `task` (a run that left no record has no task and is in none).
 
     Raises:
         ValueError: `task` is not a known task.
     """
-    if task not in TASK_METRICS:
-        raise ValueError(f"task={task!r} is unknown: expected one of {', '.join(TASK_METRICS)}")
-    if "task" not in df.columns:
-        return df if task == "classification" else df.iloc[0:0]
-    return df[df["task"].fillna("classification") == task]
+    get_task(task)
+    return df[df["task"] == task] if "task" in df.columns else df.iloc[0:0]
 
 
 def tasks_present(df: pd.DataFrame) -> list[str]:
-    """The tasks of the runs of `df` in `TASK_KEYS` order; ["classification"] when no run says."""
+    """The tasks of the runs of `df` in the registry's order; the first task when no run says
+    (every run crashed: the report still has a table, an empty one)."""
     found = set(df["task"].dropna()) if "task" in df.columns else set()
-    return [task for task in TASK_KEYS if task in found] or ["classification"]
+    return [task for task in task_names() if task in found] or list(task_names()[:1])
 
 
 def default_keys(df: pd.DataFrame, task: str = "classification") -> list[str]:
     """`model`, `dataset` when runs on several datasets are compared without a swept `data=`, the
-    swept keys, and the `SAMPLING_KEYS` whose value differs among the finished runs of `task`
-    (unless an override of the same name is swept)."""
+    swept keys, and the task's `sampling_keys` whose value differs among its finished runs (unless
+    an override of the same name is swept): runs sampled differently are never averaged together."""
     runs = task_rows(df, task)
     swept = swept_keys(runs)
     done = runs[runs["status"] == "finished"]
     datasets = done["dataset"].dropna().unique()
     differing = [
         key
-        for key in SAMPLING_KEYS[task]
+        for key in get_task(task).sampling_keys
         if key in done
         and done[key].nunique(dropna=False) > 1
         and not any(s.rsplit(".", 1)[-1] == key for s in swept)  # a swept `model.cfg_scale=` shows it
@@ -184,16 +136,20 @@ def aggregate(
 
     Returns:
         One row per group: the group keys, `n` (finished runs), `seeds`, then `<metric>_mean` and
-        `<metric>_std` (sample std, ddof=1; NaN when n=1) for the task's `TASK_METRICS` and any DeiT
-        head metric.
+        `<metric>_std` (sample std, ddof=1; NaN when n=1) for the task's `table_metrics`, its
+        optional figures that some run has (DeiT's heads, a probe) and the `RUN_KEYS`.
 
     Raises:
         ValueError: `task` is not a known task.
     """
     keys = list(by) if by is not None else default_keys(df, task)
     done = group_runs(df, keys, task)
-    optional = [k for k in (*HEAD_KEYS, *PROBE_KEYS, *RUN_KEYS) if k not in TASK_METRICS[task]]
-    metrics = [*TASK_METRICS[task], *(k for k in optional if k in done.columns and done[k].notna().any())]
+    definition = get_task(task)
+    optional = [*definition.optional_keys, *RUN_KEYS]
+    metrics = [
+        *table_metrics(definition),
+        *(k for k in optional if k in done.columns and done[k].notna().any()),
+    ]
     for metric in metrics:
         done[metric] = pd.to_numeric(done[metric], errors="coerce") if metric in done else math.nan
     stats = [f"{m}_{s}" for m in metrics for s in ("mean", "std")]
@@ -217,58 +173,44 @@ def group_keys(table: pd.DataFrame) -> list[str]:
     return list(table.columns[: list(table.columns).index("n")])
 
 
-class Column(NamedTuple):
-    """A column people read: `metric`'s mean (± its std over seeds) times `scale`, in `fmt`."""
-
-    header: str
-    metric: str
-    scale: float = 1.0
-    fmt: str = ".2f"
-    std: bool = True
-
-
 N_RUNS = Column("n", "n")  # the number of finished runs, not a metric
+# What every run records about its size and speed, between a task's figures and its cost figures.
 SIZE_COLUMNS = (
     Column("params (M)", "params", 1e-6, std=False),
     Column("GFLOPs", "gflops", fmt=".3g", std=False),
     Column("images/s", "train_images_per_s", fmt=",.0f", std=False),
 )
-COLUMNS = {
-    "classification": (
-        Column("test acc (%)", "test_acc", 100),
-        Column("val acc best (%)", "val_acc_best", 100),
-        N_RUNS,
-        *SIZE_COLUMNS,
-    ),
-    "denoising": (
-        # Features of vitbench's own CNN classifier, not Inception's: only comparable within vitbench.
-        Column("FID (vitbench-CNN)", "fid"),
-        Column("FID floor (real vs real)", "fid_floor"),
-        Column("sample acc (%)", "sample_acc", 100),
-        Column("val loss best", "val_loss_best", fmt=".4f"),
-        N_RUNS,
-        *SIZE_COLUMNS,
-        Column("sampling images/s", "sampling_images_per_s", fmt=",.0f", std=False),
-    ),
-    "pretraining": (
-        # The encoder's accuracy on frozen features (vitbench.pretraining.probe), then its own loss and cost.
-        Column("k-NN acc (%)", "knn_acc", 100),
-        Column("linear probe acc (%)", "linear_acc", 100),
-        Column("val loss best", "val_loss_best", fmt=".4f"),
-        Column("test loss", "test_loss", fmt=".4f"),
-        N_RUNS,
-        *SIZE_COLUMNS,
-        Column("images seen (M)", "train_images_seen", 1e-6, std=False),
-        Column("wall time (min)", "wall_time_s", 1 / 60, fmt=".1f"),
-    ),
-}
-# The probe's columns in a classification or denoising table whose runs were probed.
-PROBE_COLUMNS = (Column("k-NN acc (%)", "knn_acc", 100), Column("linear probe acc (%)", "linear_acc", 100))
 # What a run cost, where its record says how many steps it took (early stopping makes it vary).
-RUN_COLUMNS = (
-    Column("steps", "steps", fmt=",.0f"),
-    Column("wall time (min)", "wall_time_s", 1 / 60, fmt=".1f"),
-)
+STEPS = Column("steps", "steps", fmt=",.0f")
+WALL_TIME = Column("wall time (min)", "wall_time_s", 1 / 60, fmt=".1f")
+
+
+def table_metrics(task: Task) -> list[str]:
+    """The figures results.csv aggregates for `task`: those of its metrics that have a column (its
+    figures of merit, then the size keys, then its cost figures), peak memory and wall time."""
+    shown = [m for m in task.metrics if m.header and not m.optional]
+    return [
+        *(m.key for m in shown if not m.cost),
+        *(c.metric for c in SIZE_COLUMNS),
+        *(m.key for m in shown if m.cost),
+        "peak_memory_mb",
+        "wall_time_s",
+    ]
+
+
+def task_columns(table: pd.DataFrame, task: Task) -> list[Column]:
+    """The columns people read for `task`: its figures of merit, `n`, the size columns, its cost
+    figures, its optional figures that the runs of `table` have (a probe), the steps, the wall time."""
+    shown = [m for m in task.metrics if m.column and (not m.optional or f"{m.key}_mean" in table)]
+    return [
+        *(m.column for m in shown if not m.cost and not m.optional),
+        N_RUNS,
+        *SIZE_COLUMNS,
+        *(m.column for m in shown if m.cost and not m.optional),
+        *(m.column for m in shown if m.optional),
+        *([STEPS] if "steps_mean" in table else []),
+        WALL_TIME,
+    ]
 
 
 def _mean_std(mean: float, std: float, scale: float = 1.0, fmt: str = ".2f") -> str:
@@ -286,40 +228,35 @@ def _key_text(value: object) -> str:
 
 
 def format_table(table: pd.DataFrame, task: str = "classification") -> pd.DataFrame:
-    """The table people read, one string per cell: the group keys, then the task's `COLUMNS`
+    """The table people read, one string per cell: the group keys, then the task's `task_columns`
     (accuracies in %, parameters in millions, mean ± std where the std is shown and exists)."""
     shown = table[group_keys(table)].map(_key_text)
-    probed = [c for c in PROBE_COLUMNS if c not in COLUMNS[task] and f"{c.metric}_mean" in table]
-    headers = {c.header for c in COLUMNS[task]}
-    cost = [c for c in RUN_COLUMNS if c.header not in headers] if "steps_mean" in table else []
-    for column in (*COLUMNS[task], *probed, *cost):
-        if column is N_RUNS:
+    for column in task_columns(table, get_task(task)):
+        if column == N_RUNS:
             shown["n"] = table["n"].astype(int).astype(str)
             continue
-        stds = table[f"{column.metric}_std"] if column.std else [math.nan] * len(table)
+        means = (
+            table[f"{column.metric}_mean"] if f"{column.metric}_mean" in table else [math.nan] * len(table)
+        )
+        stds = table[f"{column.metric}_std"] if column.std and f"{column.metric}_std" in table else None
         shown[column.header] = [
             _mean_std(float(m), float(s), column.scale, column.fmt)
-            for m, s in zip(table[f"{column.metric}_mean"], stds, strict=True)
+            for m, s in zip(means, stds if stds is not None else [math.nan] * len(table), strict=True)
         ]
     return shown.reset_index(drop=True)
 
 
-def sampling_note(df: pd.DataFrame) -> str:
-    """The sampling settings every finished denoising run of `df` shares, as a sentence
-    ("Sampling: 1000 generated images, 20 Heun steps, CFG scale 2 in every run."); "" when none is shared.
+def sampling_note(df: pd.DataFrame, task: str) -> str:
+    """The settings of the task's `sampling_keys` that every finished run of `task` in `df` shares,
+    as a sentence ("Sampling: 1000 generated images, 20 Heun steps, CFG scale 2 in every run.");
+    "" when none is shared (or the task has none).
 
     A setting the runs differ in is left out: it is a group key of the table (`default_keys`).
     """
-    done = task_rows(df, "denoising")
+    done = task_rows(df, task)
     done = done[done["status"] == "finished"]
-    # Both denoisers sample with vitbench.denoising.flow.Sampler: Heun's method.
-    texts = {
-        "n_samples": "{} generated images",
-        "sampling_steps": "{} Heun steps",
-        "cfg_scale": "CFG scale {}",
-    }
     shared = []
-    for key, text in texts.items():
+    for key, text in get_task(task).sampling_keys.items():
         values = done[key].unique() if key in done else []
         if len(values) == 1 and not pd.isna(values[0]):
             shared.append(text.format(_key_text(float(values[0]))))

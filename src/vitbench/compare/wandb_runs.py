@@ -7,7 +7,8 @@ from typing import Any
 
 import pandas as pd
 
-from vitbench.compare.records import RECORD_KEYS, RunRecord, check_results, curve_from_metrics, curve_metric
+from vitbench.compare.records import RunRecord, check_results, curve_from_metrics, curve_metric
+from vitbench.compare.tasks import record_keys
 
 # Config entries that differ from run to run without being a compared setting.
 NOT_SWEPT = ("seed", "ckpt_path", "group", "tags", "paths.", "logger.", "callbacks.", "hydra.")
@@ -58,7 +59,7 @@ def config_overrides(configs: list[dict[str, Any]], models: list[str | None]) ->
 
 def _summary(run: Any) -> dict[str, Any]:
     keys = set(run.summary.keys())
-    return {k: run.summary.get(k) for k in RECORD_KEYS if k in keys}
+    return {k: run.summary.get(k) for k in record_keys() if k in keys}
 
 
 def _history_curve(run: Any, metric: str) -> list[tuple[float, float]]:
@@ -96,6 +97,7 @@ def find_wandb_runs(path: str, group: str, api: Any | None = None) -> list[RunRe
             records.append(RunRecord(source, overrides, summary or None, f"W&B state is {run.state!r}"))
             continue
         results = {**summary, "overrides": overrides}
-        curve = _history_curve(run, curve_metric(results))
+        metric = curve_metric(results)
+        curve = _history_curve(run, metric) if metric else []
         records.append(RunRecord(source, overrides, results, check_results(results), curve))
     return records

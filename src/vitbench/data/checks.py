@@ -8,22 +8,21 @@ import os
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from vitbench.data.sources.base import Source
 from vitbench.data.transforms import ERASE_MODES
 
 log = logging.getLogger(__name__)
 
-DatasetName = Literal["fashion_mnist", "cifar10", "cifar100", "imagefolder", "hf", "synthetic"]
 Storage = Literal["auto", "memory", "stream"]
 STORAGES: tuple[str, ...] = Storage.__args__
-FILE_DATASETS = ("imagefolder", "hf")  # the datasets whose images are files that can be streamed
 
 
 def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def check_storage(storage: str, dataset: str, memory_limit_gb: float, num_workers: int) -> None:
-    """Raise ValueError for a storage that does not exist or cannot hold ``dataset``; warn of more
+def check_storage(storage: str, source: Source, memory_limit_gb: float, num_workers: int) -> None:
+    """Raise ValueError for a storage that does not exist or cannot hold ``source``; warn of more
     workers than cores."""
     if storage not in STORAGES:
         raise ValueError(
@@ -31,9 +30,9 @@ def check_storage(storage: str, dataset: str, memory_limit_gb: float, num_worker
             "memory), stream (decoded from the files in DataLoader workers) or auto (memory when it fits "
             "under data.memory_limit_gb)."
         )
-    if storage == "stream" and dataset not in FILE_DATASETS:
+    if storage == "stream" and not source.files:
         raise ValueError(
-            f"data.storage=stream reads image files (data=imagefolder or data=hf); {dataset} is read whole "
+            f"data.storage=stream reads image files (data=imagefolder or data=hf); {source.name} is read whole "
             "by torchvision and lives in memory. Use data.storage=memory (or auto) with it."
         )
     if not memory_limit_gb > 0:
@@ -74,20 +73,42 @@ def check_stream_options(
         )
 
 
+def check_num_classes(stated: int | None, source: Source) -> int:
+    """``data.num_classes`` as the source says it, or as stated where the source cannot say.
+
+    Raises:
+        ValueError: a stated number that is not the source's (both named), or none where the source
+            has none either.
+    """
+    known = source.num_classes
+    if stated is None and known is None:
+        raise ValueError(
+            f"data.num_classes is null but {source.name} does not say how many classes it has; "
+            "set data.num_classes=<the number of classes>."
+        )
+    if stated is not None and known is not None and stated != known:
+        names = source.classes
+        listed = f" ({', '.join(names[:10])}{', ...' if len(names) > 10 else ''})" if names else ""
+        raise ValueError(
+            f"data.num_classes={stated} but {source.name} has {known} classes{listed}; "
+            f"set data.num_classes={known}, or null to take the source's number."
+        )
+    number = known if stated is None else stated
+    if number < 2:
+        raise ValueError(f"data.num_classes must be >= 2, got {number}.")
+    return number
+
+
 def check_arguments(
-    dataset: str, img_size: int, in_chans: int, num_classes: int, mean: Sequence[float], std: Sequence[float],
-    root: str | None, batch_size: int, eval_batch_size: int | None, num_workers: int, val_size: int,
-    train_subset: int | None, synthetic_size: int, storage: str, memory_limit_gb: float, scale: Sequence[float],
-    ratio: Sequence[float], re_prob: float, re_mode: str, crop_pct: float, path: str | None, **_: Any,
+    source: Source, img_size: int, in_chans: int, mean: Sequence[float], std: Sequence[float],
+    batch_size: int, eval_batch_size: int | None, num_workers: int, val_size: int, train_subset: int | None,
+    storage: str, memory_limit_gb: float, scale: Sequence[float], ratio: Sequence[float], re_prob: float,
+    re_mode: str, crop_pct: float, **_: Any,
 ) -> None:  # fmt: skip
     """Raise ValueError naming the first ImageDataModule argument that cannot work, and the fix."""
-    choices = DatasetName.__args__
-    if dataset not in choices:
-        raise ValueError(f"data.dataset={dataset!r} is not one of {', '.join(choices)}.")
     for name, value, low in [
         ("batch_size", batch_size, 1), ("img_size", img_size, 1), ("in_chans", in_chans, 1),
-        ("num_classes", num_classes, 2), ("num_workers", num_workers, 0), ("val_size", val_size, 0),
-        ("synthetic_size", synthetic_size, 4),
+        ("num_workers", num_workers, 0), ("val_size", val_size, 0),
     ]:  # fmt: skip
         if value < low:
             raise ValueError(f"data.{name} must be >= {low}, got {value}.")
@@ -101,12 +122,5 @@ def check_arguments(
         raise ValueError(
             f"data.mean {list(mean)} and data.std {list(std)} need one value per channel (in_chans={in_chans})."
         )
-    if dataset == "imagefolder" and not root:
-        raise ValueError("data.dataset=imagefolder needs data.root=<folder holding train/<class>/*.png>.")
-    if dataset == "hf" and not path:
-        raise ValueError(
-            "data=hf needs data.path=<a folder written by save_to_disk, a local image or parquet folder, "
-            "or a hub name>."
-        )
-    check_storage(storage, dataset, memory_limit_gb, num_workers)
+    check_storage(storage, source, memory_limit_gb, num_workers)
     check_stream_options(scale, ratio, re_prob, re_mode, crop_pct)

@@ -8,15 +8,14 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+import hydra
 import pytorch_lightning as pl
 import torch
-import torchvision
 from torch.utils.data import DataLoader
 
 from vitbench.data.augment import BatchAugment, normalize, upsample
-from vitbench.data.checks import FILE_DATASETS, DatasetName, Storage, check_arguments
+from vitbench.data.checks import Storage, check_arguments, check_num_classes
 from vitbench.data.images import BadImages
-from vitbench.data.readers import make_synthetic, read_cifar, read_fashion_mnist
 from vitbench.data.samplers import (  # noqa: F401  (TensorBatchDataset, EpochRandomSampler: public here too)
     EpochRandomSampler,
     EpochShareSampler,
@@ -24,41 +23,40 @@ from vitbench.data.samplers import (  # noqa: F401  (TensorBatchDataset, EpochRa
     TensorBatchDataset,
     collate_batch,
 )
-from vitbench.data.storage import choose_storage, open_sources
-from vitbench.data.stream import StreamDataset, decode_all
+from vitbench.data.sources.base import Source
+from vitbench.data.storage import choose_storage
+from vitbench.data.stream import FileSplit, StreamDataset, decode_all
 from vitbench.data.transforms import EvalTransform, TrainTransform
 
 log = logging.getLogger(__name__)
 
-# Datasets read at their own size; another data.img_size is reached on the device (augment.upsample).
-FIXED_SIZE = ("fashion_mnist", "cifar10", "cifar100")
-
 
 class ImageDataModule(pl.LightningDataModule):
-    """Train/val/test splits in memory or streamed; crop, flip, mixup and normalisation as each storage does them.
+    """Train/val/test splits of a source in memory or streamed; crop, flip, mixup and normalisation as
+    each storage does them.
 
+    The dataset is ``source`` (:mod:`vitbench.data.sources`): its files, splits and classes; its
+    number of classes fills ``num_classes`` when that is None, and must equal it otherwise.
     ``memory``: every split decoded once into uint8 tensors; crop with padding, flip, mixup/cutmix
-    and normalisation run on whole batches on the training device. ``stream`` (image folders and
-    Hugging Face datasets): images decoded from their files in ``num_workers`` DataLoader workers
+    and normalisation run on whole batches on the training device. ``stream`` (sources of image
+    files): images decoded from their files in ``num_workers`` DataLoader workers
     with timm's per-image recipe (:mod:`vitbench.data.transforms`), then mixup/cutmix and
     normalisation on the device. ``auto``: memory when it fits under ``memory_limit_gb``.
     Validation is `val_size` images held out of the training split by a generator seeded
     with `split_seed`, independent of the global seed, so every run validates on the same
-    images (a Hugging Face dataset's own split with ``val_split``). `train_subset` keeps the first
-    N of the remaining (shuffled) training images. Both storages shuffle by (seed, epoch) alone.
+    images (a source's own validation split where it has one, ``data.source.val_split``).
+    `train_subset` keeps the first N of the remaining (shuffled) training images. Both storages shuffle by (seed, epoch) alone.
     Batches reaching the model are `(x float32 (B, C, H, W), y int64 (B,) or float (B, K))`.
     """
 
     def __init__(
         self,
-        dataset: DatasetName,
+        source: Source,
         img_size: int,
         in_chans: int,
-        num_classes: int,
         mean: Sequence[float],
         std: Sequence[float],
-        root: str | None = None,
-        download: bool = False,
+        num_classes: int | None = None,
         batch_size: int = 256,
         eval_batch_size: int | None = None,
         num_workers: int = 0,
@@ -69,7 +67,6 @@ class ImageDataModule(pl.LightningDataModule):
         hflip: bool = True,
         mixup_alpha: float = 0.0,
         cutmix_alpha: float = 0.0,
-        synthetic_size: int = 512,
         pin_memory: bool = True,
         storage: Storage = "memory",
         memory_limit_gb: float = 4.0,
@@ -80,27 +77,24 @@ class ImageDataModule(pl.LightningDataModule):
         re_mode: str = "pixel",
         crop_pct: float = 0.875,
         skip_bad_images: bool = False,
-        path: str | None = None,
-        image_key: str = "image",
-        label_key: str = "label",
-        train_split: str = "train",
-        test_split: str = "test",
-        val_split: str | None = None,
-        cache_dir: str | None = None,
     ) -> None:
         super().__init__()
-        check_arguments(**{k: v for k, v in locals().items() if k not in ("self", "__class__")})
-        # Stored in every checkpoint ("datamodule_hyper_parameters"): a DeiT student reads from it
-        # which normalization and size its teacher was trained with.
-        self.save_hyperparameters(logger=False)
-        self.dataset, self.root, self.download = dataset, root, download
+        arguments = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        check_arguments(**arguments)
+        num_classes = check_num_classes(num_classes, source)
+        # Stored in every checkpoint ("datamodule_hyper_parameters"), plain values only: a DeiT student
+        # reads from it which normalization and size its teacher was trained with, and
+        # :meth:`from_hparams` rebuilds the datamodule (vitbench-predict, vitbench-probe).
+        self.save_hyperparameters(
+            {**arguments, "source": source.hparams(), "num_classes": num_classes}, logger=False
+        )
+        self.source = source
         self.img_size, self.in_chans, self.num_classes = img_size, in_chans, num_classes
         self.mean, self.std = tuple(mean), tuple(std)
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or 2 * batch_size
         self.num_workers, self.pin_memory = num_workers, pin_memory
         self.val_size, self.split_seed, self.train_subset = val_size, split_seed, train_subset
-        self.synthetic_size = synthetic_size
         self.augment = BatchAugment(
             self.mean, self.std, crop_padding, hflip, mixup_alpha, cutmix_alpha, num_classes
         )
@@ -110,37 +104,42 @@ class ImageDataModule(pl.LightningDataModule):
             img_size, scale, ratio, hflip, auto_augment, re_prob, re_mode, self.mean, self.std
         )
         self.eval_transform = EvalTransform(img_size, crop_pct)
-        self.source_args = dict(
-            root=root, path=path, in_chans=in_chans, image_key=image_key, label_key=label_key, cache_dir=cache_dir,
-            splits={"train": train_split, "test": test_split, "val": val_split},
-        )  # fmt: skip
         self.bad = BadImages(skip_bad_images)
-        # Known before reading for Fashion-MNIST; an image folder's come from its sub-folders.
-        self.class_names: list[str] | None = (
-            list(torchvision.datasets.FashionMNIST.classes) if dataset == "fashion_mnist" else None
-        )
         self.data_train = self.data_val = self.data_test = None
         self.train_indices = self.val_indices = None
-        self._sources: dict[str, Any] = {}
+        self._splits: dict[str, FileSplit] = {}  # a files source's, by role, once setup opened them
         self.storage_used: str | None = None  # memory or stream, once setup has chosen
         # The side of Fashion-MNIST's or CIFAR's images as held in memory when data.img_size differs:
         # they are resized on the device, batch by batch (augment.upsample). None: held at img_size.
         self.stored_size: int | None = None
         self._skip_batches = self._resume_epoch = 0
 
+    @classmethod
+    def from_hparams(cls, hparams: dict[str, Any], **changes: Any) -> ImageDataModule:
+        """The datamodule a checkpoint's ``datamodule_hyper_parameters`` describe, its source rebuilt;
+        ``changes`` replace arguments (``root`` the source's folder, e.g. ``--data-root`` of a command).
+
+        Raises:
+            ValueError: ``root`` given for a source that is not read from a folder.
+        """
+        source = dict(hparams["source"])
+        root = changes.pop("root", None)
+        if root is not None:
+            if "root" not in source:
+                raise ValueError(
+                    f"a data root was given, but the run's source {source['_target_']} is not read from a "
+                    "folder (data.source has no root)."
+                )
+            source["root"] = root
+        built = hydra.utils.get_class(source.pop("_target_"))(**source)
+        return cls(**{**hparams, **changes, "source": built})
+
     def _read(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Images uint8 `(N, C, H, W)` and labels int64 `(N,)` of the train or test split."""
-        if self.dataset == "fashion_mnist":
-            return read_fashion_mnist(self.root, train, download=self.download)
-        if self.dataset in ("cifar10", "cifar100"):
-            return read_cifar(
-                self.root, train, 10 if self.dataset == "cifar10" else 100, download=self.download
-            )
-        if self.dataset in FILE_DATASETS:
-            source = self._sources["train" if train else "test"]
-            return decode_all(source, self.img_size, self.in_chans, self.bad, self.num_workers)
-        n = self.synthetic_size if train else max(1, self.synthetic_size // 4)
-        return make_synthetic(n, self.num_classes, self.img_size, self.in_chans, seed=0, train=train)
+        if self.source.files:
+            split = self._splits["train" if train else "test"]
+            return decode_all(split, self.img_size, self.in_chans, self.bad, self.num_workers)
+        return self.source.read(train, self.img_size, self.in_chans, self.num_classes)
 
     def _check(self, images: torch.Tensor | None, labels: torch.Tensor, split: str) -> None:
         expected = (self.in_chans, self.img_size, self.img_size)
@@ -148,12 +147,12 @@ class ImageDataModule(pl.LightningDataModule):
             expected = tuple(images.shape[1:])
         if images is not None and tuple(images.shape[1:]) != expected:
             raise ValueError(
-                f"{self.dataset} {split} images are {tuple(images.shape[1:])} (C, H, W) but the config says "
+                f"{self.source.name} {split} images are {tuple(images.shape[1:])} (C, H, W) but the config says "
                 f"data.in_chans={self.in_chans}, data.img_size={self.img_size}; set those to match the data."
             )
         if len(labels) and (labels.min() < 0 or labels.max() >= self.num_classes):
             raise ValueError(
-                f"{self.dataset} {split} labels span {int(labels.min())}..{int(labels.max())} but "
+                f"{self.source.name} {split} labels span {int(labels.min())}..{int(labels.max())} but "
                 f"data.num_classes={self.num_classes}; set data.num_classes={int(labels.max()) + 1}."
             )
 
@@ -162,7 +161,7 @@ class ImageDataModule(pl.LightningDataModule):
         configured channels are kept at their own size and resized to img_size on the device."""
         _, chans, height, width = images.shape
         if (
-            self.dataset not in FIXED_SIZE
+            self.source.image_size is None
             or chans != self.in_chans
             or height != width
             or height == self.img_size
@@ -172,27 +171,21 @@ class ImageDataModule(pl.LightningDataModule):
             log.info(
                 "data.img_size=%d: %s's %d px images stay at %d px in memory and are resized on the device, "
                 "batch by batch (bicubic, after the crop, flip and mixup)",
-                self.img_size, self.dataset, height, height,
+                self.img_size, self.source.name, height, height,
             )  # fmt: skip
         self.stored_size = height
         return True
 
     def prepare_data(self) -> None:
-        """Download once (rank 0) when `download=True`, or a Hugging Face dataset into its cache;
+        """Download once (rank 0) when the source downloads, or a Hugging Face dataset into its cache;
         `setup` (every rank) then finds the files."""
-        if self.download and self.dataset in ("fashion_mnist", "cifar10", "cifar100"):
-            self._read(train=True)
-            self._read(train=False)
-        if self.dataset == "hf":
-            from vitbench.data.hf import load
-
-            load(self.source_args["path"], self.source_args["cache_dir"])
+        self.source.prepare()
 
     def _split(self, n: int, hold_out: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(train, val) indices of a training split of ``n`` images, ``hold_out`` of them for validation."""
         if hold_out >= n:
             raise ValueError(
-                f"data.val_size={self.val_size} leaves no training images: the {self.dataset} train split has "
+                f"data.val_size={self.val_size} leaves no training images: the {self.source.name} train split has "
                 f"{n}. Set data.val_size below {n}."
             )
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.split_seed))
@@ -214,15 +207,14 @@ class ImageDataModule(pl.LightningDataModule):
         if self.data_train is not None:
             return
         storage = "memory"
-        if self.dataset in FILE_DATASETS:
-            self._sources = open_sources(self.dataset, **self.source_args)
-            self.class_names = self._sources["train"].classes
-            for role, source in self._sources.items():
-                self._check(None, torch.from_numpy(source.labels), role)
+        if self.source.files:
+            self._splits = self.source.open(self.in_chans)
+            for role, split in self._splits.items():
+                self._check(None, torch.from_numpy(split.labels), role)
             ranks = getattr(self.trainer, "num_devices", 1) if self.trainer is not None else 1
-            images = sum(len(s) for s in self._sources.values())
+            images = sum(len(s) for s in self._splits.values())
             storage = choose_storage(
-                self.storage, self.dataset, images, self.in_chans, self.img_size, self.memory_limit_gb, ranks
+                self.storage, images, self.in_chans, self.img_size, self.memory_limit_gb, ranks
             )
         if storage == "stream":
             self._setup_stream()
@@ -238,12 +230,12 @@ class ImageDataModule(pl.LightningDataModule):
     def _setup_memory(self) -> None:
         images, labels = self._read(train=True)
         self._check(images, labels, "train")
-        own_val = "val" in self._sources
+        own_val = "val" in self._splits
         train_idx, val_idx = self._split(len(labels), 0 if own_val else self.val_size)
         self.data_train = TensorBatchDataset(images[train_idx], labels[train_idx])
         if own_val:
             self.data_val = TensorBatchDataset(
-                *decode_all(self._sources["val"], self.img_size, self.in_chans, self.bad, self.num_workers)
+                *decode_all(self._splits["val"], self.img_size, self.in_chans, self.bad, self.num_workers)
             )
         else:
             self.data_val = TensorBatchDataset(images[val_idx], labels[val_idx])
@@ -260,15 +252,15 @@ class ImageDataModule(pl.LightningDataModule):
             )
 
     def _setup_stream(self) -> None:
-        train = self._sources["train"]
-        own_val = "val" in self._sources
+        train = self._splits["train"]
+        own_val = "val" in self._splits
         train_idx, val_idx = self._split(len(train), 0 if own_val else self.val_size)
         self.data_train = StreamDataset(train, train_idx.numpy(), self.train_transform, self.bad)
-        val_source, val_rows = (
-            (self._sources["val"], range(len(self._sources["val"]))) if own_val else (train, val_idx.numpy())
+        val_split, val_rows = (
+            (self._splits["val"], range(len(self._splits["val"]))) if own_val else (train, val_idx.numpy())
         )
-        self.data_val = StreamDataset(val_source, val_rows, self.eval_transform, self.bad)
-        test = self._sources["test"]
+        self.data_val = StreamDataset(val_split, val_rows, self.eval_transform, self.bad)
+        test = self._splits["test"]
         self.data_test = StreamDataset(test, range(len(test)), self.eval_transform, self.bad)
         # Per-image crops and flips happened in the workers: the batch gets mixup/cutmix and normalisation.
         mix = self.hparams.mixup_alpha, self.hparams.cutmix_alpha
@@ -283,8 +275,8 @@ class ImageDataModule(pl.LightningDataModule):
 
     @property
     def classes(self) -> list[str]:
-        """Class names where the dataset has them, else "0".."K-1"."""
-        return self.class_names or [str(i) for i in range(self.num_classes)]
+        """Class names where the source has them, else "0".."K-1"."""
+        return self.source.classes or [str(i) for i in range(self.num_classes)]
 
     def test_split(self) -> tuple[list[str], torch.Tensor, torch.Tensor]:
         """The test split as evaluation sees it, whole: names (file paths when streamed), uint8

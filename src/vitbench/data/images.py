@@ -1,4 +1,4 @@
-"""Image files: decoding to uint8 tensors, folders of them, and what happens to the ones that will not decode.
+"""Image files: decoding to uint8 tensors, and what happens to the ones that will not decode.
 
 Decoding uses ``torchvision.io.decode_image`` (libjpeg-turbo, libpng, libwebp) on the file's bytes:
 measured here at 2,950 JPEGs of ~256 px a second on one core against 1,930 for PIL. Formats it does
@@ -16,7 +16,6 @@ import os
 import shutil
 import tempfile
 import weakref
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -79,65 +78,6 @@ def _decode_pil(data: torch.Tensor, in_chans: int, name: str, tv_error: Exceptio
     tensor = torch.from_numpy(array)
     # (C, H, W), kept (H, W, C) in memory as decode_image's output is.
     return tensor[None] if tensor.ndim == 2 else tensor.permute(2, 0, 1)
-
-
-class FolderSource:
-    """One split of an image folder, ``<root>/<split>/<class>/<file>``, listed by torchvision's ImageFolder.
-
-    Only the file list (as one numpy string array: no Python object per file, so DataLoader workers
-    forked from this process do not copy it page by page) and the labels are held.
-
-    Args:
-        root: the dataset folder; split: "train" or "test" ("test" falls back to "val").
-        in_chans: 1 or 3, the channels images are decoded to.
-    """
-
-    def __init__(self, root: str, split: str, in_chans: int) -> None:
-        if in_chans not in (1, 3):
-            raise ValueError(
-                f"Image files decode to grey or RGB: data.in_chans must be 1 or 3, got {in_chans}."
-            )
-        folder = Path(root).expanduser() / split
-        if split == "test" and not folder.is_dir() and folder.with_name("val").is_dir():
-            folder = folder.with_name("val")
-        try:
-            listing = torchvision.datasets.ImageFolder(folder, loader=lambda p: p)
-        except (FileNotFoundError, RuntimeError) as e:
-            raise FileNotFoundError(
-                f"No images in {folder} ({e}). Expected the layout {Path(root) / split}/<class>/*.png "
-                "(one sub-folder per class; for the test split `test/` or `val/`)."
-            ) from e
-        self.folder, self.in_chans = folder, in_chans
-        self.classes: list[str] | None = list(listing.classes)
-        self.paths = np.array([p for p, _ in listing.samples])
-        self.labels = np.array(listing.targets, dtype=np.int64)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def name(self, i: int) -> str:
-        return str(self.paths[i])
-
-    def load(self, i: int) -> torch.Tensor:
-        """Image ``i`` decoded: uint8 ``(C, H, W)``."""
-        path = str(self.paths[i])
-        try:
-            data = torchvision.io.read_file(path)
-        except RuntimeError as e:  # unreadable (permissions, vanished)
-            raise BadImageError(f"Cannot read image {path}: {e}. {SKIP_HINT}") from None
-        return decode(data, self.in_chans, path)
-
-
-def check_same_classes(
-    train: list[str] | None, other: list[str] | None, where: str, role: str = "test"
-) -> None:
-    """Refuse a split whose classes are not the training split's: its labels would mean other classes."""
-    if train is not None and other is not None and list(train) != list(other):
-        raise ValueError(
-            f"{where}: the train and {role} splits have different classes, so a label would mean one class in "
-            f"training and another in {role}.\n  train: {list(train)}\n  {role}: {list(other)}\n"
-            "Give both splits the same class folders (an empty folder for a class a split lacks)."
-        )
 
 
 class BadImages:

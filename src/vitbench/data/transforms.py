@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from collections.abc import Sequence
 from contextlib import contextmanager
 
@@ -116,13 +117,67 @@ def guard_posterize(policy) -> object:
     return policy
 
 
+# The sections timm reads after a policy's first one (timm/data/auto_augment.py): a key and a number.
+# timm skips a section without a number, and RandAugment takes any `t<name>` it does not know for
+# its default ops, both silently: they are refused here instead.
+AUGMENT_SECTIONS = {
+    "rand": {"m": int, "n": int, "p": float, "mstd": float, "mmax": int, "inc": int},
+    "augmix": {"m": int, "w": int, "d": int, "a": float, "b": int, "mstd": float},
+    "auto": {"mstd": float},
+}
+RAND_OP_SETS = ("weights", "3aw", "3a")  # timm's rand_augment_choices
+AUTO_POLICIES = ("original", "originalr", "v0", "v0r", "3a")  # timm's auto_augment_policy
+
+
+def check_augment_string(config: str) -> None:
+    """Refuse a timm augmentation string with a section timm would not read.
+
+    Raises:
+        ValueError: naming the first section timm could not read, and what it may be.
+    """
+    first, *sections = config.split("-")
+    kind = first if first in ("rand", "augmix") else "auto"
+    if kind == "auto" and first not in AUTO_POLICIES:
+        _refuse(
+            config,
+            first,
+            f"not a policy: the first part is rand, augmix or one of {', '.join(AUTO_POLICIES)}",
+        )
+    allowed = AUGMENT_SECTIONS[kind]
+    for section in sections:
+        if kind == "rand" and section.startswith("t"):
+            if section[1:] not in RAND_OP_SETS:
+                _refuse(
+                    config, section, f"t names the op set, one of {', '.join('t' + n for n in RAND_OP_SETS)}"
+                )
+            continue
+        match = re.fullmatch(r"([a-z]+)(\d.*)", section)
+        if match is None or match[1] not in allowed:
+            keys = ", ".join(f"{k}<{t.__name__}>" for k, t in allowed.items())
+            _refuse(config, section, f"a section of {first} is a key and its number, one of {keys}")
+        try:
+            allowed[match[1]](match[2])
+        except ValueError:
+            _refuse(config, section, f"{match[2]!r} is not a{'n' if allowed[match[1]] is int else ''} "
+                    f"{allowed[match[1]].__name__}")  # fmt: skip
+
+
+def _refuse(config: str, part: str, why: str) -> None:
+    raise ValueError(
+        f"data.auto_augment={config}: timm cannot read the part {part!r} ({why}). "
+        "Write e.g. data.auto_augment=rand-m9-mstd0.5-inc1 (RandAugment: magnitude 9, its noise 0.5, "
+        "increasing ops), augmix-m5-w4-d2, original or v0; or null for none."
+    )
+
+
 def auto_augment_policy(config: str, img_size: int, mean: Sequence[float]):
     """timm's auto-augmentation for its string (``rand-m9-mstd0.5-inc1``, ``augmix-m5-w4-d2``,
     ``original``, ``v0``), with the hyperparameters ``create_transform`` gives it, posterize guarded.
 
     Raises:
-        ValueError: timm cannot parse ``config``.
+        ValueError: timm cannot read ``config`` or a part of it.
     """
+    check_augment_string(config)
     fill = tuple(min(255, round(255 * m)) for m in mean)
     hparams = dict(
         translate_const=int(img_size * 0.45),

@@ -3,11 +3,18 @@
 One :class:`DenoiserModule` (the objective, EMA, sampling) over one DiT-style network (``dit.py``,
 built from timm's parts), the flow and its Heun sampler (``flow.py``), FID and sample accuracy in
 the features of vitbench's own CNN (``fid.py``: the one place this task uses another's piece —
-classification's CNN checkpoint as the feature network), the samples on disk (``samples.py``) and
+classification's CNN checkpoint as the feature network), the samples on disk (``sample_files.py``) and
 ``vitbench-sample`` (``sample.py``). Its public face is :class:`DenoiserModule` and ``DiT``.
 """
 
-from vitbench.denoising.denoiser import DenoiserModule
-from vitbench.denoising.dit import DiT
+from vitbench.run.lazy import lazy_exports
 
+# Imported on first use: vitbench-compare reads this package's task definition without torch.
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "DenoiserModule": "vitbench.denoising.denoiser",
+        "DiT": "vitbench.denoising.dit",
+    },
+)
 __all__ = ["DenoiserModule", "DiT"]

@@ -16,9 +16,10 @@ from torch.optim.lr_scheduler import LRScheduler
 from vitbench.denoising.dit import DiT
 from vitbench.denoising.fid import FeatureCNN, frechet_distance, load_feature_cnn, sample_accuracy
 from vitbench.denoising.flow import FlowMatching, Sampler
-from vitbench.denoising.samples import from_uint8, save_samples, to_uint8
+from vitbench.denoising.sample_files import from_uint8, save_samples, to_uint8
+from vitbench.denoising.task import DENOISING
 from vitbench.run.checks import check_num_heads, check_patch_size
-from vitbench.run.task import LossTaskModule
+from vitbench.run.task import EVAL_SEED, LossTaskModule
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +79,7 @@ class DenoiserModule(LossTaskModule):
         optimizer, scheduler: See :class:`TaskModule`.
     """
 
-    task = "denoising"
-    monitor, monitor_mode, best_metric = "val/loss", "min", "val/loss_best"
-    record_metrics = {
-        "val_loss_best": "val/loss_best", "fid": "test/fid", "fid_floor": "test/fid_floor",
-        "sample_acc": "test/sample_acc",
-    }  # fmt: skip
+    task = DENOISING
     hparams_ignore = ("optimizer", "scheduler", "feature_cnn")
 
     def __init__(
@@ -157,13 +153,6 @@ class DenoiserModule(LossTaskModule):
         out = self.net(z, t, y)
         return self.flow.loss(out, x, eps, z, t), out
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        loss, _ = self.training_loss(*batch)
-        self._check_finite(loss)
-        if self._logging_step():
-            self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
-        return loss
-
     def after_optimizer_step(self) -> None:
         self.ema.update(self.net, step=self.global_step)
 
@@ -176,15 +165,14 @@ class DenoiserModule(LossTaskModule):
     def _eval_loss(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         """The EMA network's loss with t and noise fixed by the batch index: the same draws every epoch."""
         x, y = self.pixels(batch[0]), batch[1]
-        g = torch.Generator(x.device).manual_seed(10_007 + batch_idx)
+        g = torch.Generator(x.device).manual_seed(EVAL_SEED + batch_idx)
         t = self.flow.sample_t(len(x), x.device, generator=g)
         eps = torch.randn(x.shape, device=x.device, generator=g)
         z = self.flow.noisy(x, eps, t)
         return self.flow.loss(self.ema.module(z, t, y), x, eps, z, t)
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        loss = self._eval_loss(batch, batch_idx)
-        self.log("test/loss", loss, on_step=False, on_epoch=True, sync_dist=True)
+        loss = super().test_step(batch, batch_idx)
         if sum(len(r) for r in self._real) < self.n_samples:  # real test images for FID, as pixels
             self._real.append(self.pixels(batch[0]))
         return loss

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from vitbench.denoising.denoiser import DenoiserModule
-from vitbench.denoising.samples import save_samples, to_uint8
+from vitbench.denoising.sample_files import save_samples, to_uint8
 from vitbench.run.checkpoints import find_checkpoint
 from vitbench.run.outpath import output_folder
 

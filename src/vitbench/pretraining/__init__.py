@@ -3,8 +3,8 @@
 :class:`MAEModule` (``model=mae``, ``mae.py``) is a masked autoencoder whose encoder is exactly
 ``model=vit``'s timm ViT, so its weights start a classifier (``init_from``); ``masking.py`` holds
 its masks and loss, ``pictures.py`` the masked input / reconstruction / original picture of its
-test. ``probe.py`` measures an encoder by k-NN and linear-probe accuracy (at the end of every MAE
-run, and through ``vitbench-probe``, ``cli.py``, for any run); ``encoders.py`` says which features
+test. ``frozen_features.py`` measures an encoder by k-NN and linear-probe accuracy (at the end of
+every MAE run, and through ``vitbench-probe``, ``probe.py``, for any run); ``encoders.py`` says which features
 each kind of run gives: MAE's encoder, a classifier's pre-logits, a denoiser's block at a noise
 level. It uses the run machinery (``run/``), ``data/`` and public pieces of the two other tasks:
 ``vit_arguments`` and ``ImageClassifier`` from classification, ``DenoiserModule`` and
@@ -12,16 +12,21 @@ level. It uses the run machinery (``run/``), ``data/`` and public pieces of the 
 :func:`linear_probe_accuracy`, :func:`probe_encoders`, :func:`probe_data`, :class:`Setting`.
 """
 
-from vitbench.pretraining.mae import MAEModule
-from vitbench.pretraining.probe import (
-    ProbeError,
-    Setting,
-    knn_accuracy,
-    linear_probe_accuracy,
-    probe_data,
-    probe_encoders,
-)
+from vitbench.run.lazy import lazy_exports
 
+# Imported on first use: vitbench-compare reads this package's task definition without torch.
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "ProbeError": "vitbench.pretraining.frozen_features",
+        "Setting": "vitbench.pretraining.frozen_features",
+        "knn_accuracy": "vitbench.pretraining.frozen_features",
+        "linear_probe_accuracy": "vitbench.pretraining.frozen_features",
+        "probe_data": "vitbench.pretraining.frozen_features",
+        "probe_encoders": "vitbench.pretraining.frozen_features",
+        "MAEModule": "vitbench.pretraining.mae",
+    },
+)
 __all__ = [
     "MAEModule",
     "ProbeError",

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from torch.optim.lr_scheduler import LRScheduler
 
 from vitbench.classification.base import ImageClassifier
-from vitbench.classification.probe import Finetune
+from vitbench.classification.finetune import Finetune
 from vitbench.denoising.denoiser import check_network, to_pixels
 from vitbench.denoising.dit import DiT
 from vitbench.denoising.flow import FlowMatching
@@ -131,17 +131,24 @@ class DenoiserClassifier(ImageClassifier):
                 f"model.noise_t={noise_t!r} is outside [0, 1] (JiT's convention: 1 is the clean image, 0 pure "
                 "noise); use 1.0 (clean input) or a low noise level such as 0.9."
             )
-        super().__init__(num_classes, optimizer, scheduler, label_smoothing)
+        net = dict(
+            _target_=f"{DenoiserEncoder.__module__}.{DenoiserEncoder.__qualname__}", blocks=block, img_size=img_size,
+            patch_size=patch_size, in_chans=in_chans, num_classes=num_classes, width=width, num_heads=num_heads,
+            mlp_ratio=mlp_ratio, bottleneck_dim=bottleneck_dim, qk_norm=qk_norm, norm=norm, mlp=mlp,
+        )  # fmt: skip
+        super().__init__(
+            net,
+            optimizer,
+            scheduler,
+            label_smoothing,
+            finetune=finetune,
+            compile=compile,
+            fused_attn=fused_attn,
+        )
+        del self.hparams["net"]  # this module's own arguments rebuild it (load_from_checkpoint)
         self.probe_block, self.noise_t = block, float(noise_t)
         self.register_buffer("data_mean", torch.tensor(data_mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("data_std", torch.tensor(data_std).view(1, -1, 1, 1), persistent=False)
-        self.net = DenoiserEncoder(
-            block, img_size=img_size, patch_size=patch_size, in_chans=in_chans, num_classes=num_classes,
-            width=width, num_heads=num_heads, mlp_ratio=mlp_ratio, bottleneck_dim=bottleneck_dim,
-            qk_norm=qk_norm, norm=norm, mlp=mlp,
-        )  # fmt: skip
-        self.set_speed_options(compile=compile, fused_attn=fused_attn)
-        self.set_finetune(finetune)
 
     def encoder_input(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Normalised images ``(N, C, H, W)`` -> the network's ``(z, t, y)``: pixels in [-1, 1] at

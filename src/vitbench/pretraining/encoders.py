@@ -25,8 +25,8 @@ from torch import Tensor
 from vitbench import classification, denoising
 from vitbench.classification import ImageClassifier
 from vitbench.denoising import DenoiserModule
+from vitbench.pretraining.frozen_features import ProbeError, Setting
 from vitbench.pretraining.mae import MAEModule
-from vitbench.pretraining.probe import ProbeError, Setting
 from vitbench.run.checkpoints import CHECKPOINT_DIR, find_checkpoint, read_checkpoint
 from vitbench.run.task import TaskModule
 

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from torch.optim.lr_scheduler import LRScheduler
 
 from vitbench.classification.vit import vit_arguments
+from vitbench.pretraining.frozen_features import Setting, probe_data, probe_encoders
 from vitbench.pretraining.masking import (
     check_mask_ratio,
     mask_generator,
@@ -23,14 +24,10 @@ from vitbench.pretraining.masking import (
     patch_targets,
     random_masking,
 )
-from vitbench.pretraining.probe import Setting, probe_data, probe_encoders
-from vitbench.run.task import LossTaskModule
+from vitbench.pretraining.task import PRETRAINING
+from vitbench.run.task import EVAL_SEED, LossTaskModule
 
 log = logging.getLogger(__name__)
-
-EVAL_KEY = (
-    10_007  # validation and test masks: generators seeded by (EVAL_KEY, batch index), every epoch alike
-)
 
 
 class MAEModule(LossTaskModule):
@@ -49,12 +46,12 @@ class MAEModule(LossTaskModule):
     2-D sin-cos position table in the encoder (``net.pos_embed``, not trained here; a classifier
     started from it trains it). Masks: training ones from a generator seeded by (run seed, epoch,
     batch, rank), so a resumed run masks as the unbroken one; validation and test ones by the batch
-    index, the same every epoch. At test end the encoder is probed (:mod:`~vitbench.pretraining.probe`,
+    index, the same every epoch. At test end the encoder is probed (:mod:`~vitbench.pretraining.frozen_features`,
     the mean of its patch tokens on whole images): ``test/knn_acc`` and ``test/linear_acc``.
 
     Args:
         img_size, in_chans, patch_size, embed_dim, depth, num_heads, mlp_ratio, drop_path_rate,
-            global_pool: The encoder, as :class:`~vitbench.classification.ViTModule`.
+            global_pool: The encoder, as ``model=vit``'s network (:func:`~vitbench.classification.vit.vit`).
         decoder_dim, decoder_depth, decoder_heads: The decoder's width, blocks and heads (MAE:
             512, 8, 16 for ViT-L; light is enough, its depth barely changes fine-tuning).
         mask_ratio: Fraction of patches hidden from the encoder, in [0, 1) (MAE: 0.75).
@@ -64,12 +61,7 @@ class MAEModule(LossTaskModule):
         optimizer, scheduler: See :class:`TaskModule`.
     """
 
-    task = "pretraining"
-    monitor, monitor_mode, best_metric = "val/loss", "min", "val/loss_best"
-    record_metrics = {
-        "val_loss_best": "val/loss_best", "test_loss": "test/loss", "knn_acc": "test/knn_acc",
-        "linear_acc": "test/linear_acc",
-    }  # fmt: skip
+    task = PRETRAINING
     hparams_ignore = ("optimizer", "scheduler")
 
     def __init__(
@@ -144,7 +136,7 @@ class MAEModule(LossTaskModule):
         """The reconstruction ``(B, N, p * p * C)`` of ``x (B, C, H, W)`` under the first evaluation
         mask: what one training step computes, so FLOP counts and inference speed are the training
         forward's."""
-        return self.masked_forward(x, mask_generator(EVAL_KEY, 0))[0]
+        return self.masked_forward(x, mask_generator(EVAL_SEED, 0))[0]
 
     def training_loss(
         self, x: Tensor, y: Tensor | None = None, generator: torch.Generator | None = None
@@ -176,22 +168,14 @@ class MAEModule(LossTaskModule):
 
         return image(patches * (1 - m)), image(patches * (1 - m) + pred * m), image(m)
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+    def step_loss(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> tuple[Tensor, Tensor]:
+        # Masks keyed by (run seed, epoch, batch, rank): a resumed run masks as the unbroken one did.
         seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
         generator = mask_generator(seed, self.current_epoch, batch_idx, self.global_rank)
-        loss, _ = self.training_loss(batch[0], generator=generator)
-        self._check_finite(loss)
-        if self._logging_step():
-            self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
-        return loss
+        return self.training_loss(batch[0], generator=generator)
 
     def _eval_loss(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        return self.training_loss(batch[0], generator=mask_generator(EVAL_KEY, batch_idx))[0]
-
-    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        loss = self._eval_loss(batch, batch_idx)
-        self.log("test/loss", loss, on_step=False, on_epoch=True, sync_dist=True)
-        return loss
+        return self.training_loss(batch[0], generator=mask_generator(EVAL_SEED, batch_idx))[0]
 
     def on_test_epoch_end(self) -> None:
         # The encoder of the tested (best) checkpoint, probed on the run's own data.

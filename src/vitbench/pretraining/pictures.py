@@ -16,9 +16,10 @@ from PIL import Image
 from torch import Tensor
 
 from vitbench.classification.pictures import spread_over_classes
-from vitbench.pretraining.mae import EVAL_KEY, MAEModule
+from vitbench.pretraining.mae import MAEModule
 from vitbench.pretraining.masking import mask_generator
 from vitbench.run.drawing import labeled_grid, save_png, tile, to_display
+from vitbench.run.task import EVAL_SEED
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ class ReconstructionPictures(pl.Callback):
         mean, std = getattr(datamodule, "mean", None), getattr(datamodule, "std", None)
         with torch.inference_mode(False), torch.no_grad():
             visible, reconstructed, mask = pl_module.reconstruction_images(
-                x.clone(), mask_generator(EVAL_KEY, 0)
+                x.clone(), mask_generator(EVAL_SEED, 0)
             )
         picture = reconstruction_picture(
             to_display(visible, mean, std), to_display(reconstructed, mean, std), to_display(x, mean, std),

@@ -10,7 +10,15 @@ and nothing from ``vitbench.data``: tasks and ``train.py`` use it. Its public fa
 ``checkpoints.AtomicCheckpointIO``, ``loggers.WandbLogger``).
 """
 
-from vitbench.run.schedule import warmup_constant, warmup_cosine
-from vitbench.run.task import TaskModule
+from vitbench.run.lazy import lazy_exports
 
+# Imported on first use: vitbench-compare reads this package's task definition without torch.
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "warmup_constant": "vitbench.run.schedule",
+        "warmup_cosine": "vitbench.run.schedule",
+        "TaskModule": "vitbench.run.task",
+    },
+)
 __all__ = ["TaskModule", "warmup_constant", "warmup_cosine"]

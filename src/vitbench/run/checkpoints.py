@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import pickle
 import shutil
 import zipfile
@@ -23,6 +22,10 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from vitbench.run.files import atomic_path
+from vitbench.run.overrides import training_overrides
+from vitbench.run.results import format_problem
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +45,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     ) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options.")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_torch_save(checkpoint, path)
+        with atomic_path(Path(path), durable=True) as tmp:
+            torch.save(checkpoint, tmp)
 
     def load_checkpoint(
         self,
@@ -53,32 +55,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         weights_only: bool | None = None,
     ) -> dict[str, Any]:
         return read_checkpoint(Path(path), map_location=map_location, weights_only=weights_only is not False)
-
-
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    """`torch.save` to a temporary file beside `path`, flushed to disk, then renamed over `path`.
-
-    A rename within one folder is atomic on POSIX file systems: readers see the old file or the
-    new one, never half of one. A failed write removes its temporary file and raises.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
 
 
 def read_checkpoint(path: Path, map_location: Any = "cpu", weights_only: bool = True) -> dict[str, Any]:
@@ -114,11 +90,18 @@ def check_resumable(checkpoint: dict[str, Any], path: Path, module: str) -> None
         )
     if saved is None:
         raise CheckpointError(f"checkpoint {path} was not written by vitbench-train; it cannot resume a run.")
+    check_format(checkpoint, path)
     if saved != module:
         raise CheckpointError(
             f"checkpoint {path} was written by {saved}, but this run builds {module}: pass the same model=... "
             "as the run that wrote it."
         )
+
+
+def check_format(checkpoint: dict[str, Any], path: Path) -> None:
+    """Raise :class:`CheckpointError` unless `checkpoint` was written in this vitbench's format."""
+    if problem := format_problem(checkpoint.get("vitbench", {}).get("format"), f"checkpoint {path}"):
+        raise CheckpointError(problem)
 
 
 def _others(path: Path) -> str:
@@ -200,16 +183,6 @@ def find_resume(ckpt_path: str, output_dir: Path, search_roots: list[Path], over
     return Resume(path, None)
 
 
-# Overrides that do not change what is trained: a resume may differ from its run in these.
-BOOKKEEPING = (
-    "ckpt_path", "export_checkpoint", "hydra", "callbacks", "logger", "tags", "group", "paths", "threads", "pictures",
-)  # fmt: skip
-
-
-def _key(override: str) -> str:
-    return override.lstrip("+~").split("=", 1)[0]
-
-
 def run_overrides(run_dir: Path) -> list[str] | None:
     """The command-line overrides a run folder was started with (Hydra's .hydra/overrides.yaml)."""
     from omegaconf import OmegaConf
@@ -218,12 +191,9 @@ def run_overrides(run_dir: Path) -> list[str] | None:
     return list(OmegaConf.load(file)) if file.is_file() else None
 
 
-def training_overrides(overrides: list[str]) -> list[str]:
-    """`overrides` without the BOOKKEEPING ones, sorted."""
-    return sorted(o for o in overrides if _key(o).split(".")[0] not in BOOKKEEPING)
-
-
 def same_overrides(saved: list[str] | None, current: list[str]) -> bool:
+    """Whether a run started with ``saved`` overrides trains what ``current`` asks for (bookkeeping
+    aside: :mod:`vitbench.run.overrides`)."""
     return saved is not None and training_overrides(saved) == training_overrides(current)
 
 
@@ -254,8 +224,6 @@ def export_checkpoint(trainer: pl.Trainer, target: Path) -> None:
         raise RuntimeError(
             "export_checkpoint is set but no best checkpoint was saved: keep callbacks=default."
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    shutil.copyfile(best, tmp)
-    os.replace(tmp, target)
+    with atomic_path(target) as tmp:
+        shutil.copyfile(best, tmp)
     log.info("Best checkpoint exported to %s", target)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+from omegaconf import OmegaConf
 
 
 def _find_config_dir() -> Path:
@@ -105,7 +105,7 @@ def part_of_budget(steps: int, fraction: float) -> int:
 def pretrained_stat(stat: str, timm_name: str | None, pretrained: bool | str, in_chans: int) -> list[float]:
     """``mean`` or ``std`` of the images a timm architecture[.tag]'s weights were trained on, one value
     per input channel: the tag's pretrained config, or the config.json of a weights folder
-    (``model.pretrained=<folder>``). Other channel counts get the average (timm's rule for grey input).
+    (``model.net.pretrained=<folder>``). Other channel counts get the average (timm's rule for grey input).
     ``size=pretrained`` sets ``data.mean`` and ``data.std`` from it; a value on the command line wins."""
     import json
 
@@ -115,7 +115,7 @@ def pretrained_stat(stat: str, timm_name: str | None, pretrained: bool | str, in
         raise ValueError(f"vitbench.pretrained_stat: {stat!r} is not mean or std.")
     if not timm_name:
         raise ValueError(
-            "size=pretrained needs model.timm_name (a timm architecture, e.g. vit_small_patch16_224); "
+            "size=pretrained needs model.net.name (a timm architecture, e.g. vit_small_patch16_224); "
             "this model has none: use it with model=vit, deit, swin, efficientvit or cnn."
         )
     folder = Path(str(pretrained)).expanduser() if isinstance(pretrained, str) else None
@@ -132,66 +132,25 @@ def pretrained_stat(stat: str, timm_name: str | None, pretrained: bool | str, in
     return values
 
 
-# What a module that does not say otherwise is judged by (a classifier's settings).
-TASK_DEFAULTS = {
-    "task": "classification",
-    "monitor": "val/acc",
-    "monitor_mode": "max",
-    "best_metric": "val/acc_best",
-}
-
-
-# Where the `_target_`s of configs saved before the package layout (vitbench 0.1, November 2026)
-# live now: an old run folder's .hydra/config.yaml still builds (`--config-path <run>/.hydra`).
-MOVED_TARGETS = {
-    **{f"vitbench.models.{n}": f"vitbench.classification.{n}" for n in (
-        "CNNModule", "DeiTModule", "EfficientViTModule", "SwinModule", "ViTModule", "ImageClassifier")},
-    "vitbench.models.DenoiserModule": "vitbench.denoising.DenoiserModule",
-    "vitbench.models.warmup_cosine": "vitbench.run.warmup_cosine",
-    "vitbench.models.warmup_constant": "vitbench.run.warmup_constant",
-    "vitbench.callbacks.TrainSpeed": "vitbench.run.callbacks.TrainSpeed",
-    "vitbench.checkpoints.AtomicCheckpointIO": "vitbench.run.checkpoints.AtomicCheckpointIO",
-    "vitbench.loggers.WandbLogger": "vitbench.run.loggers.WandbLogger",
-    "vitbench.pictures.TestPictures": "vitbench.classification.pictures.TestPictures",
-}  # fmt: skip
-
-
-def current_target(target: str) -> str:
-    """`target` under the current package layout (itself when it has not moved)."""
-    return MOVED_TARGETS.get(target, target)
-
-
-def upgrade_targets(cfg: DictConfig) -> list[str]:
-    """Rewrite, in place, every ``_target_`` of `cfg` that names a moved class; returns the old names."""
-    moved = []
-
-    def visit(node) -> None:
-        if isinstance(node, DictConfig):
-            target = node.get("_target_") if "_target_" in node else None
-            if isinstance(target, str) and target in MOVED_TARGETS:
-                with open_dict(node):
-                    node._target_ = MOVED_TARGETS[target]
-                moved.append(target)
-            for key in node.keys():
-                visit(node._get_node(key))
-        elif isinstance(node, ListConfig):
-            for i in range(len(node)):
-                visit(node._get_node(i))
-
-    visit(cfg)
-    return moved
+SETTINGS = ("name", "monitor", "monitor_mode", "best_metric")
 
 
 def task_setting(target: str, name: str) -> str:
-    """A class attribute of the LightningModule ``target`` names (``vitbench.denoising.DenoiserModule``):
-    which metric its best checkpoint is chosen by (``monitor``, ``monitor_mode``), what a sweep
-    optimizes (``best_metric``), its ``task``. The model says it, so the callbacks config and
-    train.py need no per-task branch."""
-    if name not in TASK_DEFAULTS:
-        raise ValueError(f"vitbench.task: unknown setting {name!r}; one of {', '.join(TASK_DEFAULTS)}.")
+    """A setting of the task definition (:class:`vitbench.run.task_definition.Task`) of the
+    LightningModule ``target`` names (``vitbench.denoising.DenoiserModule``): which metric its best
+    checkpoint is chosen by (``monitor``, ``monitor_mode``), what a sweep optimizes (``best_metric``),
+    its ``name``. The task says it, so the callbacks config and train.py need no per-task branch."""
+    if name not in SETTINGS:
+        raise ValueError(f"vitbench.task: unknown setting {name!r}; one of {', '.join(SETTINGS)}.")
     from hydra.utils import get_class
 
-    return str(getattr(get_class(current_target(target)), name, TASK_DEFAULTS[name]))
+    task = getattr(get_class(target), "task", None)
+    if task is None or not hasattr(task, name):
+        raise ValueError(
+            f"vitbench.task: {target} has no task definition (a vitbench TaskModule's `task`); "
+            "model._target_ must name a vitbench LightningModule, e.g. vitbench.classification.ImageClassifier."
+        )
+    return str(getattr(task, name))
 
 
 def register_resolvers() -> None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
+
+from vitbench.run.files import write_json_atomic
 
 LEET_STATE = ".wandb-leet.json"
 RUN_PREFIXES = ("run-", "offline-run-")
@@ -33,10 +34,7 @@ def link_wandb_runs(sweep_wandb: Path, run_dir: Path) -> list[str]:
         state = {}
     state = state if isinstance(state, dict) else {}
     state["selected_runs"] = names
-    # Parallel jobs (joblib) may write at once: each writes the whole listing, atomically.
-    fd, tmp = tempfile.mkstemp(dir=sweep_wandb, prefix=f"{LEET_STATE}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(state, f, indent=2)
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; leet may run as another user of the machine
-    os.replace(tmp, state_path)
+    # Parallel jobs (joblib) may write at once: each writes the whole listing, atomically (and not
+    # private to this user: leet may run as another user of the machine).
+    write_json_atomic(state_path, state)
     return names

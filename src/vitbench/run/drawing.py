@@ -5,7 +5,6 @@ its colour maps and its DejaVu font)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -15,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
+
+from vitbench.run.files import atomic_path
 
 # Small images are enlarged to about this many pixels a side, nearest-neighbour, to stay sharp.
 TILE_PX = 96
@@ -182,8 +183,6 @@ def confusion_picture(matrix: Tensor, classes: Sequence[str]) -> Image.Image:
 
 def save_png(picture: Image.Image, path: Path) -> Path:
     """Write ``picture`` to ``path`` through a temporary file, so no half PNG is ever there."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    picture.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        picture.save(tmp, format="PNG")
     return path

@@ -10,7 +10,7 @@ record of how it started, saved in every checkpoint.
 
 What was copied is the run's ``init`` record (log, W&B config, results.json)::
 
-    {"source": ".../best-epoch003.ckpt", "from": "ViTModule", "loaded": 74,
+    {"source": ".../best-epoch003.ckpt", "from": "ImageClassifier", "loaded": 74,
      "resized": {"pos_embed": "1x17x128 -> 1x37x128"}, "new": ["head.weight", "head.bias"], "unused": [...]}
 """
 
@@ -26,6 +26,7 @@ from timm.layers import resample_abs_pos_embed
 from torch import Tensor, nn
 
 from vitbench.run.checkpoints import find_checkpoint, read_checkpoint
+from vitbench.run.results import format_problem
 from vitbench.run.task import TaskModule
 
 log = logging.getLogger(__name__)
@@ -59,8 +60,8 @@ def start_network(module: TaskModule, init_from: str | None, resumed: dict[str, 
     if init_from:
         if module.init_record is not None:
             raise ValueError(
-                f"init_from={init_from} and model.pretrained={module.init_record['source']} both set the "
-                "network's weights; keep one: drop model.pretrained (init_from's run already holds its "
+                f"init_from={init_from} and model.net.pretrained={module.init_record['source']} both set the "
+                "network's weights; keep one: drop model.net.pretrained (init_from's run already holds its "
                 "fine-tuned weights) or drop init_from."
             )
         module.init_record = init_from_run(module, Path(str(init_from)).expanduser())
@@ -79,6 +80,11 @@ def init_from_run(module: TaskModule, source: Path) -> dict[str, Any]:
             f"init_from={source}: {err} Pass the folder of a finished vitbench run (outputs/<date>/<run>) or "
             "one of its checkpoints/*.ckpt."
         ) from None
+    # A vitbench checkpoint of another format is refused; a Lightning one that is not vitbench's has no "vitbench".
+    if "vitbench" in saved and (
+        problem := format_problem(saved["vitbench"].get("format"), f"init_from={checkpoint}")
+    ):
+        raise ValueError(problem)
     tensors = {k.removeprefix("net."): v for k, v in saved["state_dict"].items() if k.startswith("net.")}
     origin = saved.get("vitbench", {}).get("module", "a module vitbench does not know")
     state, record = match_tensors(module.net, tensors)

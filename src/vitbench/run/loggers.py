@@ -16,7 +16,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 
-from vitbench.run.checkpoints import training_overrides
+from vitbench.run.overrides import training_overrides
 from vitbench.run.task import TaskModule
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ def log_final_hparams(
     results.json reports, under their logged names: val/acc_best, test/acc; a denoiser's test/fid,
     ...), instead of Lightning's placeholder hp_metric=-1 (conf/logger/tensorboard.yaml turns it off)."""
     boards = [logger for logger in loggers if isinstance(logger, pl.loggers.TensorBoardLogger)]
-    final = {m: metrics[m] for m in model.record_metrics.values() if metrics.get(m) is not None}
+    final = {m: metrics[m] for m in model.task.record_metrics.values() if metrics.get(m) is not None}
     if not boards or not final:
         return
     params = hparams_columns(cfg, overrides)

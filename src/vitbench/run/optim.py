@@ -3,15 +3,14 @@
 Layer-wise learning-rate decay (BEiT, Bao et al. 2022, arXiv 2106.08254; used to fine-tune MAE and
 DeiT III) scales the lr of each block by ``layer_decay ** (depth - i)``: the head trains at the base
 lr, the patch embedding at the smallest. timm's ``param_groups_layer_decay`` builds the groups and
-gives each an ``lr_scale`` that only timm's own schedulers apply; here each group starts at
-``lr * lr_scale``, and vitbench's schedules (:mod:`vitbench.run.schedule`) scale every group by the
-same factor, so the scale holds at every step.
+gives each an ``lr_scale`` that only timm's own schedulers apply; here (``model.layer_decay``, an
+argument of the module) each group starts at ``lr * lr_scale``, and vitbench's schedules
+(:mod:`vitbench.run.schedule`) scale every group by the same factor, so the scale holds at every step.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from timm.optim import param_groups_layer_decay, param_groups_weight_decay
@@ -19,25 +18,15 @@ from torch import nn
 
 
 def check_layer_decay(layer_decay: Any) -> float | None:
-    """``model.optimizer.layer_decay`` as a float in (0, 1], or None (off); ValueError otherwise."""
+    """``model.layer_decay`` as a float in (0, 1], or None (off); ValueError otherwise."""
     if layer_decay is None:
         return None
     if isinstance(layer_decay, bool) or not isinstance(layer_decay, int | float) or not 0 < layer_decay <= 1:
         raise ValueError(
-            f"model.optimizer.layer_decay={layer_decay!r} must lie in (0, 1]: each block's lr is the one above "
+            f"model.layer_decay={layer_decay!r} must lie in (0, 1]: each block's lr is the one above "
             "it times this factor (0.65-0.75 when fine-tuning a ViT-B/S, as MAE and DeiT III; 1 or null: off)."
         )
     return float(layer_decay)
-
-
-def split_layer_decay(factory: Callable) -> tuple[Callable, float | None]:
-    """The optimizer factory without its ``layer_decay`` keyword (no torch optimizer takes one), and that
-    keyword's value."""
-    keywords = dict(getattr(factory, "keywords", {}))
-    if "layer_decay" not in keywords:
-        return factory, None
-    layer_decay = check_layer_decay(keywords.pop("layer_decay"))
-    return functools.partial(factory.func, *factory.args, **keywords), layer_decay
 
 
 def param_groups(

@@ -18,9 +18,10 @@ from vitbench.run.checkpoints import (
     latest_checkpoint,
     run_overrides,
     same_overrides,
-    training_overrides,
     wandb_run_id,
 )
+from vitbench.run.overrides import training_overrides
+from vitbench.run.results import format_problem
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +52,14 @@ def resume_sweep_job(output_dir: Path, overrides: list[str]) -> Resume | None:
 
     Raises:
         CheckpointError: the folder holds a finished job that was started with other overrides
-            (the folder name leaves out some keys, e.g. experiment=).
+            (the folder name leaves out some keys, e.g. experiment=), or whose record is of another
+            format (another vitbench version wrote it).
     """
     results = output_dir / "results.json"
     if results.is_file():
         record = json.loads(results.read_text())
+        if problem := format_problem(record.get("format"), f"ckpt_path=last: the finished job's {results}"):
+            raise CheckpointError(problem)
         if training_overrides(record.get("overrides", [])) != training_overrides(overrides):
             raise CheckpointError(
                 f"ckpt_path=last: {output_dir} holds a finished job started with "

@@ -21,46 +21,42 @@ from torch import Tensor, nn
 from torch.optim.lr_scheduler import LRScheduler
 from torchmetrics import MeanMetric, MinMetric
 
-from vitbench.run.optim import check_layer_decay, param_groups, split_layer_decay
+from vitbench.run.optim import check_layer_decay, param_groups
+from vitbench.run.results import RECORD_FORMAT
+from vitbench.run.task_definition import Task
 
 DEFAULT_LR = 1e-3
 DEFAULT_WEIGHT_DECAY = 0.05
 
 
 class TaskModule(pl.LightningModule):
-    """The shared base. Class attributes a task sets:
-
-    - ``task``: the results.json ``task`` (``vitbench.run.results.TASK_KEYS``).
-    - ``monitor``, ``monitor_mode``: the metric the best checkpoint is chosen by (the
-      callbacks config reads them through the ``vitbench.task`` resolver).
-    - ``best_metric``: what a sweeper optimizes (``optimized_metric``).
-    - ``record_metrics``: results.json key -> logged metric key, for :meth:`run_record`.
+    """The shared base. A task's module sets the class attribute ``task``, its
+    :class:`~vitbench.run.task_definition.Task`: what :meth:`run_record` writes to results.json,
+    the metric the best checkpoint is chosen by and what a sweeper optimizes (the callbacks config
+    reads them through the ``vitbench.task`` resolver).
 
     Args:
         optimizer: Partial optimizer taking the parameter groups, e.g. Hydra's
             ``functools.partial(torch.optim.AdamW, lr=..., weight_decay=...)``. Its
             ``weight_decay`` keyword is applied to weights only (not to norms, biases,
-            position embeddings or tokens). Default AdamW(lr=1e-3, weight_decay=0.05). A
-            ``layer_decay`` keyword in (0, 1] is taken out of it and gives layer-wise lr decay
-            (:func:`vitbench.run.optim.param_groups`).
+            position embeddings or tokens). Default AdamW(lr=1e-3, weight_decay=0.05).
         scheduler: Partial ``(optimizer, total_steps) -> LRScheduler`` stepped every
             optimizer step, e.g. :func:`vitbench.run.warmup_cosine`. Default: constant lr.
+        layer_decay: Layer-wise lr decay in (0, 1] (``model.layer_decay``), or None: off
+            (:func:`vitbench.run.optim.param_groups`).
     """
 
-    task: ClassVar[str] = "classification"
-    monitor: ClassVar[str] = "val/acc"
-    monitor_mode: ClassVar[str] = "max"
-    best_metric: ClassVar[str] = "val/acc_best"
-    record_metrics: ClassVar[dict[str, str]] = {}
+    task: ClassVar[Task]
     net: nn.Module
 
     def __init__(
         self,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., LRScheduler] | None = None,
+        layer_decay: float | None = None,
     ) -> None:
         super().__init__()
-        check_layer_decay(getattr(optimizer, "keywords", {}).get("layer_decay"))  # before any training
+        self.layer_decay = check_layer_decay(layer_decay)  # before any training
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         # How the network started when not from its random initialisation (pretrained weights, an
@@ -82,14 +78,46 @@ class TaskModule(pl.LightningModule):
             or (self.global_step + 1) % max(1, trainer.log_every_n_steps) == 0
         )
 
+    def training_loss(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """The task's training objective on one batch (images ``x (B, C, H, W)``, targets ``y``);
+        returns ``(loss, output)``, the output being what :meth:`update_train_metrics` reads (a
+        classifier's logits ``(B, K)``). vitbench-bench's bare loop times this same call."""
+        raise NotImplementedError(f"{type(self).__name__} defines no training_loss(x, y)")
+
+    def step_loss(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> tuple[Tensor, Tensor]:
+        """:meth:`training_loss` of training batch ``batch_idx``; a task whose random draws are
+        keyed by the step (MAE's masks) overrides this to pass them in."""
+        return self.training_loss(*batch)
+
+    def update_train_metrics(self, output: Tensor, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        """Metrics of the training batch from its (finite) loss's ``output``, e.g. a classifier's
+        accuracy from its logits; none by default."""
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        """Every task's training step: the loss (:meth:`step_loss`), a stop if it is not finite,
+        the training metrics, and ``train/loss`` on the logging steps."""
+        loss, output = self.step_loss(batch, batch_idx)
+        self._check_finite(loss)
+        self.update_train_metrics(output, batch, batch_idx)
+        if self._logging_step():
+            self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        return loss
+
     def after_optimizer_step(self) -> None:
         """Work that belongs to every optimizer step (a denoiser's EMA update); vitbench-bench's bare
         loop calls it too, so both time the same step."""
 
     def run_record(self, metrics: dict[str, float]) -> dict[str, Any]:
         """What this run adds to results.json beyond the common keys, from the metrics logged by
-        the end of fit and test (``{"val/acc_best": ..., "test/acc": ...}``)."""
-        record = {key: metrics.get(metric) for key, metric in self.record_metrics.items()}
+        the end of fit and test (``{"val/acc_best": ..., "test/acc": ...}``): each figure of its
+        task's definition read from the logs, null where it was not logged, an optional one (DeiT's
+        heads) only where it was. A subclass adds the figures it computes itself."""
+        optional = set(self.task.optional_keys)
+        record = {
+            key: metrics.get(metric)
+            for key, metric in self.task.record_metrics.items()
+            if key not in optional or metric in metrics
+        }
         return {**record, "init": self.init_record} if self.init_record is not None else record
 
     def set_speed_options(
@@ -165,7 +193,8 @@ class TaskModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Which variant wrote this file (a resume checks it) and the random state at this step,
         # so that a resumed run draws the same augmentations and drop-path masks as an unbroken one.
-        checkpoint["vitbench"] = {"module": type(self).__name__, "rng": rng_states()}
+        # `format`: a resume or init_from refuses a checkpoint of another format (run/checkpoints.py).
+        checkpoint["vitbench"] = {"format": RECORD_FORMAT, "module": type(self).__name__, "rng": rng_states()}
         if self.init_record is not None:  # a resumed run reports how its network started
             checkpoint["vitbench"]["init"] = self.init_record
 
@@ -183,11 +212,10 @@ class TaskModule(pl.LightningModule):
         factory = self.optimizer_factory
         if factory is None:
             factory = _default_optimizer
-        factory, layer_decay = split_layer_decay(factory)
         keywords = getattr(factory, "keywords", {})
         weight_decay = keywords.get("weight_decay", DEFAULT_WEIGHT_DECAY)
         lr = keywords.get("lr", DEFAULT_LR)
-        optimizer = factory(param_groups(self.trained_modules(), weight_decay, lr, layer_decay))
+        optimizer = factory(param_groups(self.trained_modules(), weight_decay, lr, self.layer_decay))
         if self.scheduler_factory is None:
             return optimizer
         total_steps = int(self.trainer.estimated_stepping_batches)
@@ -227,13 +255,18 @@ def _default_optimizer(params: Any) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=DEFAULT_LR, weight_decay=DEFAULT_WEIGHT_DECAY)
 
 
+# Evaluation draws (a denoiser's t and noise, MAE's masks) come from generators seeded by this and
+# the batch index: every validation and test sees the same ones, whatever the run's seed or epoch.
+EVAL_SEED = 10_007
+
+
 class LossTaskModule(TaskModule):
     """A task judged by a validation loss, lower is better (the denoisers, MAE): its mean over each
     validation (``val/loss``) and the best of those (``val/loss_best``, kept in checkpoints, so a
-    resumed run keeps its best; the sanity check's few batches never count).
+    resumed run keeps its best; the sanity check's few batches never count), and ``test/loss``.
 
     A subclass gives ``_eval_loss(batch, batch_idx)``, its loss with every random draw fixed by the
-    batch index, so that validations are comparable from epoch to epoch.
+    batch index (from :data:`EVAL_SEED`), so that validations are comparable from epoch to epoch.
     """
 
     def __init__(
@@ -253,6 +286,11 @@ class LossTaskModule(TaskModule):
         loss = self._eval_loss(batch, batch_idx)
         self.val_loss.update(loss, weight=len(batch[0]))
         self.log("val/loss", self.val_loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
+        return loss
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        loss = self._eval_loss(batch, batch_idx)
+        self.log("test/loss", loss, on_step=False, on_epoch=True, sync_dist=True)
         return loss
 
     def on_validation_epoch_end(self) -> None:

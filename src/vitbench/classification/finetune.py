@@ -36,7 +36,7 @@ def classifier_heads(net: nn.Module) -> list[nn.Module]:
         why = f"returns {type(found).__name__} from get_classifier(), a classifier without weights"
     raise ValueError(
         f"model.finetune=linear: {type(net).__name__} {why}; linear probing needs the classifier layer. "
-        "Use model.finetune=full, or a timm architecture (model.timm_name) whose classifier timm can name."
+        "Use model.finetune=full, or a timm architecture (size=pretrained, model.net.name) whose classifier timm can name."
     )
 
 

@@ -41,25 +41,25 @@ from vitbench.classification.teacher import Teacher
 from vitbench.data import normalize
 from vitbench.run.build import RunError, build, instantiate_all
 from vitbench.run.config import CONFIG_DIR, register_resolvers
+from vitbench.run.files import write_json_atomic
 from vitbench.run.flops import forward_gflops
 from vitbench.run.loggers import finish_wandb
-from vitbench.run.results import write_json_atomic
 
 log = logging.getLogger(__name__)
 register_resolvers()
 
 
 def stand_in_teacher(data: DictConfig) -> Teacher:
-    """A freshly initialized CNN of conf/model/cnn.yaml as DeiT's teacher, seeing the student's input.
+    """A freshly initialized CNN of model=cnn (conf/model/net/resnet.yaml) as DeiT's teacher, seeing the student's input.
 
     Its weights are random, but its forward costs what a trained teacher's does, which is all
     a speed measurement needs.
     """
-    cnn_cfg = OmegaConf.load(CONFIG_DIR / "model" / "cnn.yaml")
-    del cnn_cfg["defaults"]  # optimizer and scheduler: a teacher is never optimized
-    cnn = build(cnn_cfg, in_chans=data.in_chans, num_classes=data.num_classes)
+    net_cfg = OmegaConf.load(CONFIG_DIR / "model" / "net" / "resnet.yaml")  # model=cnn's network
+    del net_cfg["_partial_"]
+    net = build(net_cfg, in_chans=data.in_chans, num_classes=data.num_classes)
     stats = (list(data.mean), list(data.std), data.img_size, data.in_chans)
-    return Teacher(cnn.net, stats, stats)
+    return Teacher(net, stats, stats)
 
 
 def build_model(cfg: DictConfig) -> tuple[pl.LightningModule, str | None]:
@@ -71,10 +71,10 @@ def build_model(cfg: DictConfig) -> tuple[pl.LightningModule, str | None]:
     if "feature_cnn" in cfg.model:  # a denoiser's FID network is used at test only, never timed
         return build(cfg.model, feature_cnn=None), None
     teacher = cfg.model.get("teacher")
-    distills = teacher is not None and cfg.model.get("distillation", {}).get("kind") != "none"
+    distills = teacher is not None and cfg.model.get("criterion", {}).get("kind") != "none"
     checkpoint = teacher.get("checkpoint") if distills else None
     if not distills or not checkpoint or Path(checkpoint).is_file():
-        return build(cfg.model), (checkpoint or teacher.get("timm_name")) if distills else None
+        return build(cfg.model), (checkpoint or teacher.get("name")) if distills else None
     log.warning(
         "Teacher %s does not exist: timing DeiT with a freshly initialized model=cnn teacher "
         "(same forward cost; `make teacher` makes the real one).",
@@ -134,7 +134,7 @@ def fit_timed(
     return trainer, timer, peak_mb
 
 
-def bench(cfg: DictConfig) -> dict[str, Any]:
+def variant_bench(cfg: DictConfig) -> dict[str, Any]:
     """Measure one variant; write and return the bench.json record."""
     load_average = os.getloadavg()[0]  # before our own work counts in it
     if load_average > (os.cpu_count() or 1):
@@ -149,6 +149,7 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
     check_switch_names(cfg.bench.get("options"))
     pl.seed_everything(cfg.seed, workers=True)
     datamodule: pl.LightningDataModule = build(cfg.data)
+    cfg.data.num_classes = datamodule.num_classes  # null in the config: the source's number
     model, teacher = build_model(cfg)
     gflops = forward_gflops(model, (cfg.data.in_chans, cfg.data.img_size, cfg.data.img_size))
 
@@ -245,7 +246,7 @@ def main(cfg: DictConfig) -> None:
                 format_pipeline(record),
             )
         else:
-            bench(cfg)
+            variant_bench(cfg)
     except (ValueError, FileNotFoundError) as err:  # a bad value: its message, no traceback
         raise RunError(f"{type(err).__name__}: {err}") from err
     finally:

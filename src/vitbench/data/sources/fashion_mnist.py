@@ -1,8 +1,8 @@
-"""Dataset readers: every reader returns in-memory uint8 images and int64 labels.
+"""Fashion-MNIST (Xiao et al., 2017): 60k train / 10k test, 28x28 grey, 10 classes.
 
-Files are read with torchvision's own dataset classes; this module only finds the
-files, lays them out where torchvision expects them, and turns torchvision's terse
-failures into messages that say which file is wrong and how to fix it.
+Read with torchvision's own ``FashionMNIST`` class; this module only finds the IDX files, lays
+them out where torchvision expects them, and turns torchvision's terse failures into messages
+that say which file is wrong and how to fix it.
 """
 
 from __future__ import annotations
@@ -10,19 +10,17 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import pickle
 import shutil
 import struct
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
-import torch.nn.functional as F
 import torchvision
 
-from vitbench.data.images import BadImages, FolderSource
-from vitbench.data.stream import decode_all
+from vitbench.data.sources.base import Source, data_dirs, default_cache_dir
 
 # Where Debian's `dataset-fashion-mnist` package installs the original IDX files.
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
@@ -32,11 +30,6 @@ FASHION_MNIST_FILES = (
     "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte",
 )
-
-
-def default_cache_dir() -> Path:
-    """`$VITBENCH_CACHE`, else `~/.cache/vitbench`."""
-    return Path(os.environ.get("VITBENCH_CACHE") or Path.home() / ".cache" / "vitbench")
 
 
 def _atomic_write(dst: Path, write) -> None:
@@ -68,7 +61,7 @@ def _check_idx(path: Path) -> None:
             detail = f"it does not start with an IDX uint8 header (first bytes {head!r})"
     raise RuntimeError(
         f"Fashion-MNIST file {path} is truncated or corrupt: {detail}. "
-        "Delete it and get the data again (reinstall `dataset-fashion-mnist` or use data.download=true)."
+        "Delete it and get the data again (reinstall `dataset-fashion-mnist` or use data.source.download=true)."
     )
 
 
@@ -104,7 +97,7 @@ def _lay_out_flat(src: Path, cache_dir: Path) -> Path:
                 except (EOFError, OSError, gzip.BadGzipFile) as e:
                     raise RuntimeError(
                         f"Cannot decompress {gz} ({e}): the file is truncated or corrupt. "
-                        "Reinstall `dataset-fashion-mnist` or use data.download=true."
+                        "Reinstall `dataset-fashion-mnist` or use data.source.download=true."
                     ) from e
 
             _atomic_write(dst, gunzip)
@@ -116,11 +109,11 @@ def read_fashion_mnist(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Read Fashion-MNIST (Xiao et al., 2017) through `torchvision.datasets.FashionMNIST`.
 
-    Looks in `root` (the `data.root` config), then `$VITBENCH_DATA`, then Debian's
+    Looks in `root` (`data.source.root`), then `$VITBENCH_DATA`, then Debian's
     `/usr/share/datasets/fashion-mnist`, for torchvision's layout or the original flat files.
 
     Args:
-        root: `data.root`, or None.
+        root: `data.source.root`, or None.
         train: the 60k training split if True, else the 10k test split.
         download: let torchvision download into `root` (or the cache) when nothing is found.
         cache_dir: where flat/gz files are laid out for torchvision; default `default_cache_dir()`.
@@ -129,7 +122,7 @@ def read_fashion_mnist(
         images: uint8 `(N, 1, 28, 28)`; labels: int64 `(N,)`.
     """
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
-    dirs = [Path(p).expanduser() for p in (root, os.environ.get("VITBENCH_DATA"), DEBIAN_FASHION_MNIST) if p]
+    dirs = [*data_dirs(root), Path(DEBIAN_FASHION_MNIST)]
     found = _find_fashion_mnist(dirs)
     if found is None and download:
         tv_root = Path(root).expanduser() if root else cache
@@ -144,7 +137,7 @@ def read_fashion_mnist(
             "Fix it in one of two ways:\n"
             "  1. sudo apt-get install dataset-fashion-mnist   (Debian/Ubuntu; installs to "
             f"{DEBIAN_FASHION_MNIST})\n"
-            "  2. add data.download=true to the command line  (torchvision downloads into data.root)"
+            "  2. add data.source.download=true to the command line  (torchvision downloads into data.source.root)"
         )
     src, layout = found
     tv_root = src if layout == "torchvision" else _lay_out_flat(src, cache)
@@ -160,87 +153,35 @@ def read_fashion_mnist(
     return ds.data.unsqueeze(1), ds.targets.long()  # (N, 28, 28) -> (N, 1, 28, 28)
 
 
-def read_cifar(
-    root: str | None, train: bool, num_classes: Literal[10, 100], download: bool = False
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Read CIFAR-10/100 (Krizhevsky, 2009) through `torchvision.datasets.CIFAR10/CIFAR100`.
+@dataclass
+class FashionMNIST(Source):
+    """Fashion-MNIST from its IDX files: ``root``, then ``$VITBENCH_DATA``, then Debian's
+    ``/usr/share/datasets/fashion-mnist``; ``download=True`` lets torchvision fetch it when none has them.
 
     Args:
-        root: folder holding `cifar-10-batches-py` or `cifar-100-python`; None means the cache dir.
-        train: the 50k training split if True, else the 10k test split.
-        num_classes: 10 or 100.
-        download: let torchvision download and extract the archive into `root`.
-
-    Returns:
-        images: uint8 `(N, 3, 32, 32)`; labels: int64 `(N,)`.
+        root: a folder holding the four IDX files (flat, gzipped, or torchvision's layout), or None.
+        download: fetch the files into ``root`` (or the cache) when they are nowhere.
     """
-    if num_classes not in (10, 100):
-        raise ValueError(f"CIFAR has 10 or 100 classes, got num_classes={num_classes}.")
-    cls = torchvision.datasets.CIFAR10 if num_classes == 10 else torchvision.datasets.CIFAR100
-    base = Path(root).expanduser() if root else default_cache_dir()
-    folder = base / cls.base_folder
-    names = [n for n, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
-    missing = [n for n in names if not (folder / n).is_file()]
-    if missing and not download:
-        raise FileNotFoundError(
-            f"CIFAR-{num_classes} not found: expected the folder {folder} holding {', '.join(names)} "
-            f"(missing: {', '.join(missing)}). Set data.root to the folder that contains "
-            f"{cls.base_folder}/, or add data.download=true to download it there."
-        )
-    try:
-        ds = cls(base, train=train, download=download)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, KeyError, ValueError) as e:
-        raise RuntimeError(
-            f"CIFAR-{num_classes} in {folder} is corrupt or not the official release ({e}). "
-            f"Delete {folder} and download it again (data.download=true)."
-        ) from e
-    images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # (N, H, W, C) -> (N, C, H, W)
-    return images, torch.tensor(ds.targets, dtype=torch.int64)
 
+    root: str | None = None
+    download: bool = False
+    image_size: ClassVar[int] = 28
+    can_download: ClassVar[bool] = True
 
-def read_image_folder(
-    root: str, split: Literal["train", "test"], img_size: int, in_chans: int, num_workers: int = 0
-) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """Read `<root>/<split>/<class>/*` (any format PIL reads) listed by `torchvision.datasets.ImageFolder`, into memory.
+    @property
+    def name(self) -> str:
+        return "Fashion-MNIST"
 
-    `split="test"` falls back to `<root>/val` when `<root>/test` is missing. Images are decoded by
-    :func:`vitbench.data.images.decode` (as the stream storage decodes them) in `num_workers` workers.
+    @property
+    def classes(self) -> list[str]:
+        return list(torchvision.datasets.FashionMNIST.classes)
 
-    Args:
-        root: dataset folder.
-        split: "train" or "test".
-        img_size: images are resized to `img_size x img_size`.
-        in_chans: 1 decodes to greyscale, 3 to RGB.
+    def prepare(self) -> None:
+        if self.download:
+            read_fashion_mnist(self.root, True, download=True)
+            read_fashion_mnist(self.root, False, download=True)
 
-    Returns:
-        images: uint8 `(N, in_chans, img_size, img_size)`; labels: int64 `(N,)`; class names.
-
-    Raises:
-        BadImageError: a file that does not decode, named.
-    """
-    source = FolderSource(root, split, in_chans)
-    images, labels = decode_all(source, img_size, in_chans, BadImages(skip=False), num_workers)
-    return images, labels, source.classes
-
-
-def make_synthetic(
-    num_images: int, num_classes: int, img_size: int, in_chans: int, seed: int = 0, train: bool = True
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Deterministic, learnable images: a smooth per-class template plus per-image noise.
-
-    The templates depend on `seed` only, so the train and test splits of one seed share
-    them and differ in their noise; a tiny model separates the classes in a few steps.
-
-    Returns:
-        images: uint8 `(num_images, in_chans, img_size, img_size)`; labels: int64 `(num_images,)`.
-    """
-    g = torch.Generator().manual_seed(seed)
-    # 4x4 random patterns upsampled: low frequency, so patching or cropping keeps them recognisable.
-    coarse = torch.randn(num_classes, in_chans, 4, 4, generator=g)
-    templates = F.interpolate(coarse, size=(img_size, img_size), mode="bilinear", align_corners=False)
-    g.manual_seed(seed * 2 + (1 if train else 2))  # the split's noise, distinct from the templates
-    labels = torch.arange(num_images) % num_classes  # balanced classes
-    labels = labels[torch.randperm(num_images, generator=g)]
-    noise = torch.randn(num_images, in_chans, img_size, img_size, generator=g)
-    x = 128 + 50 * templates[labels] + 25 * noise  # (N, C, H, W)
-    return x.round().clamp(0, 255).to(torch.uint8), labels
+    def read(
+        self, train: bool, img_size: int, in_chans: int, num_classes: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return read_fashion_mnist(self.root, train, download=self.download)

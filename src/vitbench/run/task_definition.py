@@ -1,0 +1,159 @@
+"""What a task is, said once: the figures its runs record and how they are judged, tabulated and drawn.
+
+Each task's package holds one :class:`Task` (``vitbench.classification.task.CLASSIFICATION``,
+``vitbench.denoising.task.DENOISING``, ``vitbench.pretraining.task.PRETRAINING``) and its
+LightningModule points at it (``TaskModule.task``). The run record and the W&B summary
+(:meth:`vitbench.run.task.TaskModule.run_record`), the checkpoint monitor and the sweeper's metric
+(the ``vitbench.task`` resolver) and vitbench-compare's tables, plots and report
+(:mod:`vitbench.compare.tasks`) all read it, so adding a metric to a task is one :class:`Metric`.
+
+This module imports neither torch nor any task: vitbench-compare reads it without either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column people read: `metric`'s mean (± its std over seeds) times `scale`, in `fmt`."""
+
+    header: str
+    metric: str
+    scale: float = 1.0
+    fmt: str = ".2f"
+    std: bool = True
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One figure a run of the task adds to results.json.
+
+    Attributes:
+        key: its results.json key (``test_acc``).
+        logged: the logged metric it is read from at the run's end (``test/acc``); None when the
+            module's own ``run_record`` adds it (a denoiser's ``n_samples``) or another command does
+            (``vitbench-probe``'s ``knn_acc``).
+        header: its column in the comparison table; None: results.csv only.
+        scale, fmt, std: how the column shows it (x100 for a percentage, its format, ± the std).
+        axis: its label on a plot axis (default the header).
+        cost: a column of what the run cost (after the size columns), not of how good it is.
+        optional: a record may lack it (DeiT's heads, an encoder probe of a classifier): it is
+            written when it was logged, and the table shows it only where a run has it.
+    """
+
+    key: str
+    logged: str | None = None
+    header: str | None = None
+    scale: float = 1.0
+    fmt: str = ".2f"
+    std: bool = True
+    axis: str | None = None
+    cost: bool = False
+    optional: bool = False
+
+    @property
+    def column(self) -> Column | None:
+        return Column(self.header, self.key, self.scale, self.fmt, self.std) if self.header else None
+
+    @property
+    def axis_label(self) -> str:
+        return self.axis or self.header or self.key
+
+
+@dataclass(frozen=True)
+class Curve:
+    """The validation curve of a run (one point per epoch): the logged metric and how it is drawn."""
+
+    metric: str
+    label: str
+    scale: float
+    title: str
+
+
+@dataclass(frozen=True)
+class Plot:
+    """A PNG of the comparison, named `name`: the task's headline (mean ± std over seeds) of each
+    group against the record key `x`, or, when `x` is None, every run's validation curve."""
+
+    name: str
+    x: str | None = None
+    xlabel: str = ""
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task (classification, denoising, pretraining) as every part of vitbench needs it.
+
+    Attributes:
+        name: the results.json ``task``.
+        title: the heading of its table in the report.
+        metrics: what its runs add to results.json beyond the common keys, in that order; the
+            table's figure columns follow this order too.
+        headline: the key a run is judged by (plotted against a swept key). A run whose record has
+            it null did not finish (it is written at the test's end); `unfinished_because` says why
+            it can be missing.
+        monitor, monitor_mode: the logged metric the best checkpoint is chosen by, and "min"/"max".
+        best_metric: the logged metric a sweeper optimizes (``optimized_metric``).
+        curve: the validation curve its runs log.
+        plots: the PNGs the comparison draws for it.
+        sampling_keys: record keys that say how a run's headline was measured, each with the text
+            that names a value shared by every run ("{} generated images"): runs that differ in one
+            are never averaged together.
+    """
+
+    name: str
+    title: str
+    metrics: tuple[Metric, ...]
+    headline: str
+    unfinished_because: str
+    monitor: str
+    monitor_mode: Literal["min", "max"]
+    best_metric: str
+    curve: Curve
+    plots: tuple[Plot, ...]
+    sampling_keys: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        keys = [m.key for m in self.metrics]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"task {self.name}: a metric key is listed twice in {keys}.")
+        if self.headline not in self.record_keys:
+            raise ValueError(
+                f"task {self.name}: headline {self.headline!r} is not one of its required record keys {self.record_keys}."
+            )
+        if self.monitor_mode not in ("min", "max"):
+            raise ValueError(f"task {self.name}: monitor_mode={self.monitor_mode!r}; write min or max.")
+
+    @property
+    def record_keys(self) -> tuple[str, ...]:
+        """The keys every record of this task holds beyond the common ones (null where not measured)."""
+        return tuple(m.key for m in self.metrics if not m.optional)
+
+    @property
+    def optional_keys(self) -> tuple[str, ...]:
+        return tuple(m.key for m in self.metrics if m.optional)
+
+    @property
+    def record_metrics(self) -> dict[str, str]:
+        """results.json key -> logged metric, for every figure read from the logs (optional ones too)."""
+        return {m.key: m.logged for m in self.metrics if m.logged is not None}
+
+    def metric(self, key: str) -> Metric | None:
+        return next((m for m in self.metrics if m.key == key), None)
+
+
+# An encoder's probe on frozen features, which vitbench-probe adds to any run's record (a MAE run
+# probes itself at its test's end, and its task requires them).
+PROBE_METRICS = (
+    Metric("knn_acc", header="k-NN acc (%)", scale=100, axis="k-NN accuracy (%)", optional=True),
+    Metric(
+        "linear_acc",
+        header="linear probe acc (%)",
+        scale=100,
+        axis="linear-probe accuracy (%)",
+        optional=True,
+    ),
+)
