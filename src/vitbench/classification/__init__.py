@@ -13,12 +13,10 @@ pictures a run draws at test end (confusion matrix, confident mistakes, attentio
 from vitbench.run.lazy import lazy_exports
 
 # Imported on first use: vitbench-compare reads this package's task definition without torch.
-__getattr__ = lazy_exports(
-    __name__,
-    {
-        "ImageClassifier": "vitbench.classification.base",
-        "DeiTModule": "vitbench.classification.deit",
-        "DistillationLoss": "vitbench.classification.distillation",
-    },
-)
-__all__ = ["DeiTModule", "DistillationLoss", "ImageClassifier"]
+_EXPORTS = {
+    "vitbench.classification.base": ("ImageClassifier",),
+    "vitbench.classification.deit": ("DeiTModule",),
+    "vitbench.classification.distillation": ("DistillationLoss",),
+}
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(name for names in _EXPORTS.values() for name in names)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import timm
 from torch import nn
 
+from vitbench.classification.swin import halved_sides
 from vitbench.classification.vit import NET
 from vitbench.run.checks import check_rate
 
@@ -20,10 +21,7 @@ def feature_sides(img_size: int, num_entries: int) -> list[int]:
     The stem and each stage start with a stride-2, padding-1 3x3 conv, so every step
     halves the side with ceil (28 -> 14 -> 7 -> 4 -> 2).
     """
-    sides = [(img_size + 1) // 2]
-    for _ in range(num_entries - 1):
-        sides.append((sides[-1] + 1) // 2)
-    return sides
+    return halved_sides((img_size + 1) // 2, num_entries)
 
 
 def efficientvit(

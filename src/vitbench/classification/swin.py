@@ -11,14 +11,15 @@ from vitbench.classification.vit import NET
 from vitbench.run.checks import check_patch_size, check_rate
 
 
-def stage_resolutions(grid: int, num_stages: int) -> list[int]:
-    """Token-grid side of each Swin stage: ``grid``, then halved with ceil per stage.
+def halved_sides(side: int, count: int) -> list[int]:
+    """``count`` sides from ``side`` on, each the previous halved with ceil (7 -> 4 -> 2 -> 1).
 
-    timm's PatchMerging pads an odd grid by one row and column before merging 2x2
-    neighbours, so a 7x7 stage becomes 4x4, not 3x3.
+    A Swin stage's token grid: timm's PatchMerging pads an odd grid by one row and column before
+    merging 2x2 neighbours, so a 7x7 stage becomes 4x4, not 3x3; and an EfficientViT stage's map
+    (a stride-2, padding-1 conv).
     """
-    sides = [grid]
-    for _ in range(num_stages - 1):
+    sides = [side]
+    for _ in range(count - 1):
         sides.append((sides[-1] + 1) // 2)
     return sides
 
@@ -94,7 +95,7 @@ def check_swin_shape(
             f"{NET}.window_size={window_size} does not fit the {grid}x{grid} token grid of the first stage "
             f"(data.img_size={img_size} / {NET}.patch_size={patch_size}); set {NET}.window_size <= {grid}."
         )
-    sides = stage_resolutions(grid, len(depths))
+    sides = halved_sides(grid, len(depths))
     # Merging a 1x1 grid only pads it with zeros: such a stage adds cost, not context.
     usable = next((i for i, side in enumerate(sides[:-1]) if side == 1), None)
     if usable is not None:

@@ -10,11 +10,9 @@ classification's CNN checkpoint as the feature network), the samples on disk (``
 from vitbench.run.lazy import lazy_exports
 
 # Imported on first use: vitbench-compare reads this package's task definition without torch.
-__getattr__ = lazy_exports(
-    __name__,
-    {
-        "DenoiserModule": "vitbench.denoising.denoiser",
-        "DiT": "vitbench.denoising.dit",
-    },
-)
-__all__ = ["DenoiserModule", "DiT"]
+_EXPORTS = {
+    "vitbench.denoising.denoiser": ("DenoiserModule",),
+    "vitbench.denoising.dit": ("DiT",),
+}
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(name for names in _EXPORTS.values() for name in names)

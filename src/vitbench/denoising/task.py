@@ -6,7 +6,7 @@ here, so vitbench-compare reads it without loading a network.
 
 from __future__ import annotations
 
-from vitbench.run.task_definition import PROBE_METRICS, Curve, Metric, Plot, Task
+from vitbench.run.task_definition import BY_VALIDATION_LOSS, PROBE_METRICS, Metric, Plot, Task
 
 DENOISING = Task(
     name="denoising",
@@ -26,10 +26,7 @@ DENOISING = Task(
     ),
     headline="fid",
     unfinished_because="stopped before the test, or tested without model.feature_cnn, the CNN that FID needs",
-    monitor="val/loss",
-    monitor_mode="min",
-    best_metric="val/loss_best",
-    curve=Curve("val/loss", "validation loss", 1.0, "Validation loss per epoch"),
+    **BY_VALIDATION_LOSS,
     plots=(Plot("val_loss_curves"),),
     # Both denoisers sample with vitbench.denoising.flow.Sampler: Heun's method.
     sampling_keys={

@@ -15,24 +15,16 @@ level. It uses the run machinery (``run/``), ``data/`` and public pieces of the 
 from vitbench.run.lazy import lazy_exports
 
 # Imported on first use: vitbench-compare reads this package's task definition without torch.
-__getattr__ = lazy_exports(
-    __name__,
-    {
-        "ProbeError": "vitbench.pretraining.frozen_features",
-        "Setting": "vitbench.pretraining.frozen_features",
-        "knn_accuracy": "vitbench.pretraining.frozen_features",
-        "linear_probe_accuracy": "vitbench.pretraining.frozen_features",
-        "probe_data": "vitbench.pretraining.frozen_features",
-        "probe_encoders": "vitbench.pretraining.frozen_features",
-        "MAEModule": "vitbench.pretraining.mae",
-    },
-)
-__all__ = [
-    "MAEModule",
-    "ProbeError",
-    "Setting",
-    "knn_accuracy",
-    "linear_probe_accuracy",
-    "probe_data",
-    "probe_encoders",
-]
+_EXPORTS = {
+    "vitbench.pretraining.frozen_features": (
+        "ProbeError",
+        "Setting",
+        "knn_accuracy",
+        "linear_probe_accuracy",
+        "probe_data",
+        "probe_encoders",
+    ),
+    "vitbench.pretraining.mae": ("MAEModule",),
+}
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(name for names in _EXPORTS.values() for name in names)

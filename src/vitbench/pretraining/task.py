@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from vitbench.run.task_definition import PROBE_METRICS, Curve, Metric, Plot, Task
+from vitbench.run.task_definition import BY_VALIDATION_LOSS, PROBE_METRICS, Metric, Plot, Task
 
 KNN, LINEAR = PROBE_METRICS
 
@@ -27,9 +27,6 @@ PRETRAINING = Task(
     # compares encoders by their linear probe: k-NN is shown beside it, not judged by.
     headline="linear_acc",
     unfinished_because="stopped before the test, at whose end the encoder is probed",
-    monitor="val/loss",
-    monitor_mode="min",
-    best_metric="val/loss_best",
-    curve=Curve("val/loss", "validation loss", 1.0, "Validation loss per epoch"),
+    **BY_VALIDATION_LOSS,
     plots=(Plot("pretraining_val_loss_curves"),),
 )

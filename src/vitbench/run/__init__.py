@@ -12,13 +12,13 @@ and nothing from ``vitbench.data``: tasks and ``train.py`` use it. Its public fa
 
 from vitbench.run.lazy import lazy_exports
 
-# Imported on first use: vitbench-compare reads this package's task definition without torch.
-__getattr__ = lazy_exports(
-    __name__,
-    {
-        "warmup_constant": "vitbench.run.schedule",
-        "warmup_cosine": "vitbench.run.schedule",
-        "TaskModule": "vitbench.run.task",
-    },
-)
-__all__ = ["TaskModule", "warmup_constant", "warmup_cosine"]
+# Imported on first use: vitbench-compare reads the task definitions without torch.
+_EXPORTS = {
+    "vitbench.run.schedule": (
+        "warmup_constant",
+        "warmup_cosine",
+    ),
+    "vitbench.run.task": ("TaskModule",),
+}
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(name for names in _EXPORTS.values() for name in names)

@@ -13,8 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 
-def lazy_exports(package: str, exports: dict[str, str]) -> Callable[[str], Any]:
-    """A module ``__getattr__`` for ``package`` that imports ``exports[name]`` (a module path) on first use."""
+def lazy_exports(package: str, modules: dict[str, tuple[str, ...]]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` for ``package`` that imports each name of ``modules[path]`` from the
+    module ``path`` on first use."""
+    exports = {name: path for path, names in modules.items() for name in names}
 
     def __getattr__(name: str) -> Any:
         if name not in exports:

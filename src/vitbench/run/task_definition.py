@@ -13,7 +13,7 @@ This module imports neither torch nor any task: vitbench-compare reads it withou
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -156,4 +156,13 @@ PROBE_METRICS = (
         axis="linear-probe accuracy (%)",
         optional=True,
     ),
+)
+
+# How a task judged by its validation loss (a denoiser, MAE) chooses its checkpoint, what a sweep
+# minimizes and which curve the report draws: `Task(..., **BY_VALIDATION_LOSS)`.
+BY_VALIDATION_LOSS: dict[str, Any] = dict(
+    monitor="val/loss",
+    monitor_mode="min",
+    best_metric="val/loss_best",
+    curve=Curve("val/loss", "validation loss", 1.0, "Validation loss per epoch"),
 )
