@@ -113,7 +113,7 @@ pretrain-study: setup  ## Does pretraining cure the ViT's data hunger? MAE/JiT p
 	  $$run model=vit init_from=$(PSTUDY)/mae/run hydra.sweep.dir=$(PSTUDY)/vit_mae; \
 	  $$run model=vit init_from=$(PSTUDY)/mae/run model.finetune=linear $(PSTUDY_LINEAR) hydra.sweep.dir=$(PSTUDY)/vit_mae_linear; \
 	  $$run model=jit_classifier init_from=$(PSTUDY)/jit/run hydra.sweep.dir=$(PSTUDY)/jit_classifier; \
-	  $$run model=jit_classifier init_from=$(PSTUDY)/jit/run model.finetune=linear model.noise_t=0.9 $(PSTUDY_LINEAR) \
+	  $$run model=jit_classifier init_from=$(PSTUDY)/jit/run model.finetune=linear model.net.noise_t=0.9 $(PSTUDY_LINEAR) \
 	    hydra.sweep.dir=$(PSTUDY)/jit_linear; \
 	  if [ "$$s" = "$(PSTUDY_CHECK_SEED)" ]; then \
 	    echo "== pretrain-study: $$n labels, seed $$s, the budget check (twice the steps)"; \

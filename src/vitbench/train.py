@@ -17,7 +17,9 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from vitbench.classification.networks import MOVED_KEYS
+from vitbench.classification.networks import MOVED_KEYS as NETWORK_KEYS
+from vitbench.data.sources import MOVED_KEYS as SOURCE_KEYS
+from vitbench.pretraining.denoiser_encoder import MOVED_KEYS as DENOISER_KEYS
 from vitbench.run.build import RunError, build, instantiate_all
 from vitbench.run.callbacks import TrainSpeed
 from vitbench.run.checkpoints import check_resumable, export_checkpoint, read_checkpoint
@@ -164,7 +166,7 @@ def main() -> float | None:
     """The ``vitbench-train`` command: a key that has moved (``model.patch_size``) is refused with its
     new place before Hydra composes, which would only say that it is not in the config."""
     try:
-        check_moved_keys(sys.argv[1:], MOVED_KEYS, CONFIG_DIR)
+        check_moved_keys(sys.argv[1:], {**NETWORK_KEYS, **DENOISER_KEYS, **SOURCE_KEYS}, CONFIG_DIR)
     except ValueError as err:
         print(f"Error: {err}", file=sys.stderr)
         sys.exit(1)

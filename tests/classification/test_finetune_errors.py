@@ -80,13 +80,15 @@ CASES = {
     ),
     "old-network-key": (
         ("model.patch_size=4",),
-        "Error: model.patch_size has moved: write model.net.patch_size=4 (the network's keys are under model.net, "
-        "the model's are model.label_smoothing, model.layer_decay, model.finetune, ...).",
+        "Error: model.patch_size has moved: write model.net.patch_size=4 (vitbench 0.2.0 put the network's keys "
+        "under model.net and the dataset's under data.source; CHANGELOG.md lists every move).",
     ),
     "old-timm-key": (
         ("model.timm_name=vit_tiny_patch16_224",),
         "model.timm_name has moved: write model.net.name=vit_tiny_patch16_224",
     ),
+    "old-data-key": (("data.root=/some/folder",), "Error: data.root has moved: write data.source.root=/some/folder"),
+    "old-dataset-key": (("data.dataset=cifar10",), "Error: data.dataset has moved: write data=cifar10"),
     "old-layer-decay-key": (
         ("model.optimizer.layer_decay=0.5",),
         "model.optimizer.layer_decay has moved: write model.layer_decay=0.5",

@@ -28,7 +28,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from torchmetrics import MaxMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
-from vitbench.classification.finetune import Finetune, classifier_heads, freeze_backbone
+from vitbench.classification.finetune import Finetune, classifier_heads, freeze_backbone, probe_modes
 from vitbench.classification.task import CLASSIFICATION
 from vitbench.run.checkpoints import CheckpointError
 from vitbench.run.task import DEFAULT_LR, DEFAULT_WEIGHT_DECAY, TaskModule
@@ -195,7 +195,7 @@ class ImageClassifier(TaskModule):
     def train(self, mode: bool = True) -> ImageClassifier:
         super().train(mode)
         if self.finetune == "linear":  # the frozen backbone's batch norm and dropout stay as evaluated
-            self.net.eval()
+            probe_modes(self.net, mode)
         return self
 
     def forward(self, x: Tensor) -> Tensor:

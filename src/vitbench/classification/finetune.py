@@ -54,4 +54,15 @@ def freeze_backbone(net: nn.Module, finetune: Finetune) -> None:
     net.requires_grad_(False)
     for head in heads:
         head.requires_grad_(True)
+    probe_modes(net, net.training)
+
+
+def probe_modes(net: nn.Module, mode: bool) -> None:
+    """Linear probing's train/eval modes for a run in ``mode``: ``net`` in eval mode (the frozen
+    backbone's batch norm and dropout as evaluated), but for the modules that draw the input's
+    randomness (``follows_run_mode = True``: the noise a denoiser read as a classifier adds to its
+    input, ``model=jit_classifier``), which follow the run, as when every weight trains."""
     net.eval()
+    for module in net.modules():
+        if getattr(module, "follows_run_mode", False):
+            module.train(mode)

@@ -9,6 +9,9 @@ factories' signatures, lets ``vitbench-train`` name the new place of an old key 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
+
+from torch import nn
 
 from vitbench.classification.cnn import resnet
 from vitbench.classification.efficientvit import efficientvit
@@ -30,12 +33,16 @@ RENAMED = {
     "model.dataset": "model.teacher.dataset",
 }
 
-MOVED_KEYS = {
-    **{
+
+def moved_keys(*factories: Callable[..., nn.Module]) -> dict[str, str]:
+    """``model.<key>`` -> ``model.net.<key>`` for every argument of the network ``factories``."""
+    return {
         f"model.{name}": f"model.net.{name}"
-        for factory in NETWORKS
+        for factory in factories
         for name, parameter in inspect.signature(factory).parameters.items()
         if parameter.kind is not inspect.Parameter.VAR_KEYWORD
-    },
-    **RENAMED,
-}
+    }
+
+
+# (pretraining's denoiser read as a classifier has its own: vitbench.pretraining.denoiser_encoder.MOVED_KEYS)
+MOVED_KEYS = {**moved_keys(*NETWORKS), **RENAMED}

@@ -24,16 +24,19 @@ from vitbench.run.task import EVAL_SEED, LossTaskModule
 log = logging.getLogger(__name__)
 
 
-def check_network(img_size: int, patch_size: int, width: int, num_heads: int, norm: str, mlp: str) -> None:
-    """ValueError naming the first of :class:`DiT`'s shape arguments (config keys ``model.*``) that cannot work."""
-    check_patch_size(img_size, patch_size)
-    check_num_heads(num_heads, width, "width")
-    for key, value, choices in (("norm", norm, ("layer", "rms")), ("mlp", mlp, ("gelu", "swiglu"))):
+def check_network(
+    img_size: int, patch_size: int, width: int, num_heads: int, norm: str, mlp: str, key: str = "model"
+) -> None:
+    """ValueError naming the first of :class:`DiT`'s shape arguments that cannot work; ``key`` is where
+    they live (``model``; the denoiser read as a classifier: ``model.net``)."""
+    check_patch_size(img_size, patch_size, key)
+    check_num_heads(num_heads, width, "width", key)
+    for name, value, choices in (("norm", norm, ("layer", "rms")), ("mlp", mlp, ("gelu", "swiglu"))):
         if value not in choices:
-            raise ValueError(f"model.{key}={value!r} is not one of {', '.join(choices)}.")
+            raise ValueError(f"{key}.{name}={value!r} is not one of {', '.join(choices)}.")
     if width % 4:
         raise ValueError(
-            f"model.width={width} must be a multiple of 4 (the 2-D sin-cos position table); e.g. 128."
+            f"{key}.width={width} must be a multiple of 4 (the 2-D sin-cos position table); e.g. 128."
         )
 
 

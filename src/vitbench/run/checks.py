@@ -102,8 +102,8 @@ def check_moved_keys(overrides: Sequence[str], moved: Mapping[str, str], config_
         # A nested key (model.optimizer.layer_decay) is nowhere any more; a top-level one may be another model's.
         if "." in name or all(name not in _model_keys(m, config_dir) for m in models):
             raise ValueError(
-                f"{key} has moved: write {moved[key]}={value} (the network's keys are under model.net, "
-                "the model's are model.label_smoothing, model.layer_decay, model.finetune, ...)."
+                f"{key} has moved: write {moved[key]}={value} (vitbench 0.2.0 put the network's keys under "
+                "model.net and the dataset's under data.source; CHANGELOG.md lists every move)."
             )
 
 
