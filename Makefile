@@ -183,10 +183,11 @@ browser:  ## Install Debian's chromium (report.html's browser test) where apt is
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; \
 	else echo "no apt here: the report's browser test is skipped (install chromium to run it)"; fi
 
-test: setup browser lint  ## Lint, then run the tests (CPU, a few minutes)
+test: setup browser lint  ## Lint, then run the tests (CPU, a few minutes; the slow ones: make test-slow)
 	$(BIN)/pytest -q $(ARGS)
 
-test-slow: setup  ## Run only the slow end-to-end tests
+# SIGKILL-and-resume, DDP, Optuna, the notebook, the browser and other long end-to-end runs (CI runs both).
+test-slow: setup browser  ## Run only the slow end-to-end tests (CPU, under half an hour)
 	$(BIN)/pytest -q -m slow $(ARGS)
 
 lint: setup  ## ruff check and ruff format --check (apply the format with: .venv/bin/ruff format src tests)

@@ -1,29 +1,37 @@
 """Running vitbench-train as a user does, from the tests: a subprocess (run_cli, start/finish for one to
-kill), the real entry point in this process (run_main), and reading an offline W&B run back."""
+kill), the real entry point in this process (run_main in a test, run_in_process in a fixture of any
+scope), and reading an offline W&B run back."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 TESTS = Path(__file__).parent  # stall_callback.py lives here: a subprocess's +callbacks.stall target
 VITBENCH_TRAIN = Path(sys.executable).parent / "vitbench-train"
 
 
 def run_cli(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "WANDB_API_KEY"}
+    # WANDB_SERVICE: the test process's own W&B service (an in-process run's); a command starts its own.
+    env = {k: v for k, v in os.environ.items() if k not in ("WANDB_API_KEY", "WANDB_SERVICE")}
     return subprocess.run(
         [str(VITBENCH_TRAIN), *overrides], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
     )
 
 
-def run_main(*overrides: str, cwd: Path, monkeypatch, capsys) -> tuple[int, str]:
-    """`vitbench-train OVERRIDES` through its real entry point (Hydra's argument parsing and error
-    report included), in this process: a new process per case would spend ~10 s importing.
-    Returns the exit code and what it printed to stderr."""
+def call_main(overrides: tuple[str, ...], cwd: Path, monkeypatch: pytest.MonkeyPatch) -> int:
+    """`vitbench-train OVERRIDES` through its real entry point, `vitbench.train:main` (the moved-key check,
+    then Hydra's argument parsing, run and error report), in this process: a new process per run would
+    spend ~10 s importing. The torch thread count a run's `threads=` sets is put back after it.
+    Returns the exit code."""
+    import torch
     from hydra.core.global_hydra import GlobalHydra
 
     from vitbench.train import main
@@ -31,12 +39,31 @@ def run_main(*overrides: str, cwd: Path, monkeypatch, capsys) -> tuple[int, str]
     monkeypatch.chdir(cwd)
     monkeypatch.setattr(sys, "argv", ["vitbench-train", *overrides])
     GlobalHydra.instance().clear()
+    threads = torch.get_num_threads()
     try:
         main()
-        code = 0
+        return 0
     except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
+        return exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        GlobalHydra.instance().clear()
+        torch.set_num_threads(threads)
+
+
+def run_main(*overrides: str, cwd: Path, monkeypatch, capsys) -> tuple[int, str]:
+    """`vitbench-train OVERRIDES` in this process (call_main), in a test.
+    Returns the exit code and what it printed to stderr."""
+    code = call_main(overrides, cwd, monkeypatch)
     return code, capsys.readouterr().err
+
+
+def run_in_process(*overrides: str, cwd: Path) -> tuple[int, str]:
+    """`vitbench-train OVERRIDES` in this process (call_main), in a fixture of any scope (no capsys there).
+    Returns the exit code and what it printed to stderr."""
+    err = io.StringIO()
+    with pytest.MonkeyPatch.context() as monkeypatch, contextlib.redirect_stderr(err):
+        code = call_main(overrides, cwd, monkeypatch)
+    return code, err.getvalue()
 
 
 def assert_stops_cleanly(*overrides: str, message: str, tmp_path: Path, monkeypatch, capsys) -> None:

@@ -24,6 +24,8 @@ TINY = (
 )
 # Two ranks of 16 images make the same global batch of 32 as one process.
 DDP = ("trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "data.batch_size=16", "threads=1")
+# Two processes that each start two more (the ranks) with gloo: ~30 s a test, in `make test-slow`.
+pytestmark = pytest.mark.slow
 
 
 def run(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from clirun import run_cli, wandb_run_header
+from clirun import run_cli, run_in_process, wandb_run_header
 from vitbench.compare import aggregate, find_runs, load_records
 
 VITBENCH_COMPARE = Path(sys.executable).parent / "vitbench-compare"
@@ -28,12 +28,14 @@ TINY = (
 def sweep(tmp_path_factory) -> Path:
     """`vitbench-train -m` over 2 ViT depths x 2 seeds, plus one run that fails on bad input."""
     root = tmp_path_factory.mktemp("sweep")
-    proc = run_cli(
+    code, stderr = run_in_process(
         "-m", *TINY, "model.net.mlp_ratio=1.0,2.0", "seed=0,1", f"hydra.sweep.dir={root}/multirun", cwd=root
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    failed = run_cli(*TINY, "data.train_subset=100000", f"hydra.run.dir={root}/failed_run", cwd=root)
-    assert failed.returncode != 0 and "data.train_subset" in failed.stderr
+    assert code == 0, stderr[-3000:]
+    code, stderr = run_in_process(
+        *TINY, "data.train_subset=100000", f"hydra.run.dir={root}/failed_run", cwd=root
+    )
+    assert code != 0 and "data.train_subset" in stderr
     return root
 
 
@@ -93,6 +95,7 @@ def test_compare_aggregates_the_sweep_and_lists_the_failed_run(sweep, tmp_path):
     assert "http://" not in html and "https://" not in html
 
 
+@pytest.mark.slow  # a vitbench-train -m process (~10 s of imports) and Optuna's two trials
 def test_optuna_search_runs_two_trials(tmp_path):
     proc = run_cli(
         "-m",
@@ -110,6 +113,7 @@ def test_optuna_search_runs_two_trials(tmp_path):
     assert "best_value" in best and "model.optimizer.lr" in best
 
 
+@pytest.mark.slow  # a Jupyter kernel: a second Python that imports vitbench, pandas and matplotlib
 def test_notebook_shows_the_sweep(sweep, tmp_path, monkeypatch):
     """notebooks/compare_variants.ipynb, run top to bottom on the sweep's records."""
     import nbformat

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from clirun import run_cli, wandb_inspect, wandb_run_header
+from clirun import wandb_inspect, wandb_run_header
 from vitbench.classification.task import CLASSIFICATION
 from vitbench.run.results import COMMON_KEYS
 from vitbench.train import train
@@ -16,11 +16,9 @@ from vitbench.train import train
 RESULT_KEYS = (*COMMON_KEYS, *CLASSIFICATION.record_keys)
 
 
-def test_cli_writes_results_and_an_offline_wandb_run(tmp_path):
-    run_dir = tmp_path / "run"
-    proc = run_cli("data=synthetic", "debug=fast", "seed=5", f"hydra.run.dir={run_dir}", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-
+def test_cli_writes_results_and_an_offline_wandb_run(finished_vit_run):
+    """`vitbench-train data=synthetic debug=fast seed=5` (conftest's session run, the real entry point)."""
+    run_dir = finished_vit_run
     results = json.loads((run_dir / "results.json").read_text())
     assert tuple(results) == (*RESULT_KEYS, "steps")
     assert results["steps"] == 4  # debug=fast: 4 training batches of one epoch

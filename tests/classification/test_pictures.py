@@ -13,7 +13,7 @@ from PIL import Image
 from tiny_models import classifier
 
 import vitbench.classification.pictures  # its TestPictures imported by name would look like a test class to pytest
-from clirun import run_cli, wandb_inspect
+from clirun import wandb_inspect
 from vitbench.classification.pictures import Mistakes, spread_over_classes
 from vitbench.data.augment import normalize
 from vitbench.run.drawing import GAP, TILE_PX, confusion_picture, to_display
@@ -106,27 +106,18 @@ def test_a_hundred_class_confusion_matrix_stays_a_readable_size():
     assert 900 <= picture.width <= 1200 and 900 <= picture.height <= 1200
 
 
-@pytest.fixture(scope="module")
-def vit_run(tmp_path_factory) -> Path:
-    """A real `vitbench-train` of the default ViT, debug-sized, with its offline W&B run."""
-    cwd = tmp_path_factory.mktemp("vit")
-    proc = run_cli("data=synthetic", "debug=fast", "threads=1", f"hydra.run.dir={cwd / 'run'}", cwd=cwd)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return cwd / "run"
-
-
-def test_vit_run_writes_and_logs_every_picture(vit_run):
+def test_vit_run_writes_and_logs_every_picture(finished_vit_run):
     for name in NAMES:
-        assert_real_png(vit_run / "pictures" / f"{name}.png")
-    assert not list((vit_run / "pictures").glob(".*"))  # no temporary file left
-    (wandb_run,) = (vit_run / "wandb").glob("offline-run-*")
+        assert_real_png(finished_vit_run / "pictures" / f"{name}.png")
+    assert not list((finished_vit_run / "pictures").glob(".*"))  # no temporary file left
+    (wandb_run,) = (finished_vit_run / "wandb").glob("offline-run-*")
     summary = json.loads(wandb_inspect(wandb_run, "--summary"))["summary"]
     for name in NAMES:
         image = summary[f"pictures/{name}"]
         assert image["_type"] == "images/separated" and image["count"] == 1
         (logged,) = image["filenames"]
         assert (wandb_run / "files" / logged).read_bytes() == (
-            vit_run / "pictures" / f"{name}.png"
+            finished_vit_run / "pictures" / f"{name}.png"
         ).read_bytes()
 
 
@@ -136,10 +127,10 @@ def run_in_process(compose_cfg, *overrides: str) -> Path:
     return Path(cfg.paths.output_dir)
 
 
-def test_deit_attention_has_a_row_for_each_of_its_two_tokens(compose_cfg, vit_run):
+def test_deit_attention_has_a_row_for_each_of_its_two_tokens(compose_cfg, finished_vit_run):
     run = run_in_process(compose_cfg, "model=deit", "model.criterion.kind=none")
     deit = assert_real_png(run / "pictures" / "attention.png")
-    vit = Image.open(vit_run / "pictures" / "attention.png")
+    vit = Image.open(finished_vit_run / "pictures" / "attention.png")
     # Same images and captions; one more row of tiles (28 px images shown 3x) for the distillation token.
     assert deit.width > vit.width  # the longer row title
     assert deit.height - vit.height == 28 * (TILE_PX // 28) + GAP

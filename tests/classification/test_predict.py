@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +16,10 @@ import torch
 import torchvision
 from PIL import Image
 
-from clirun import run_cli
+from clirun import run_in_process
 from vitbench.classification.predict import main
 from vitbench.data import make_synthetic
 
-VITBENCH_PREDICT = Path(sys.executable).parent / "vitbench-predict"
 CLASSES = torchvision.datasets.FashionMNIST.classes
 N_TEST = 100  # not a multiple of the evaluation batch (64): the last batch is partial
 # DeiT without a teacher: its prediction is the average of the class and distillation heads.
@@ -58,12 +54,12 @@ def run(tmp_path_factory) -> Path:
         images, labels = make_synthetic(n, 10, 28, 1, seed=3, train=train)  # (N, 1, 28, 28), (N,)
         write_idx(raw / f"{prefix}-images-idx3-ubyte", images[:, 0].numpy())
         write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels.numpy())
-    proc = run_cli(
+    code, stderr = run_in_process(
         "data=fashion_mnist", f"data.source.root={cwd / 'data'}", "data.val_size=64", *TINY_DEIT, "model.optimizer.lr=1e-2",
         "debug=fast", "trainer.max_epochs=5", "trainer.limit_train_batches=1.0", "trainer.limit_test_batches=1.0",
         "logger=none", "threads=1", f"hydra.run.dir={cwd / 'run'}", cwd=cwd,
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert code == 0, stderr[-3000:]
     return cwd / "run"
 
 
@@ -78,19 +74,12 @@ def printed_accuracy(text: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
-def test_the_test_split_reproduces_the_runs_test_acc(run):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [str(VITBENCH_PREDICT), str(run), "--split", "test"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "best-epoch" in proc.stdout  # the checkpoint trainer.test used, not last.ckpt
+def test_the_test_split_reproduces_the_runs_test_acc(run, capsys):
+    assert main([str(run), "--split", "test"]) == 0  # vitbench-predict RUN --split test
+    out = capsys.readouterr().out
+    assert "best-epoch" in out  # the checkpoint trainer.test used, not last.ckpt
 
-    correct, n = printed_accuracy(proc.stdout)
+    correct, n = printed_accuracy(out)
     record = json.loads((run / "results.json").read_text())
     assert n == N_TEST and correct / n == pytest.approx(record["test_acc"], abs=1e-6)
     assert 0.2 < record["test_acc"] < 0.9  # the run learned something, not everything

@@ -15,7 +15,11 @@ from vitbench.compare import find_runs, load_records, write_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # `make test` installs it where apt is there (the Makefile's browser target).
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium here: apt-get install chromium")
+# A browser start: in `make test-slow`, which installs chromium first (the Makefile's browser target).
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(CHROMIUM is None, reason="no chromium here: apt-get install chromium"),
+]
 
 # Runs once the page (and every image in it) has loaded; writes its findings into the DOM.
 PROBE = """<script>

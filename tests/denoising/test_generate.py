@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from clirun import assert_stops_cleanly, finish, run_cli, start, wandb_inspect
+from clirun import assert_stops_cleanly, finish, run_in_process, run_main, start, wandb_inspect
 from vitbench.denoising.task import DENOISING
 from vitbench.run.results import COMMON_KEYS
 
@@ -26,25 +26,23 @@ TINY = (
 def feature_cnns(tmp_path_factory) -> Path:
     """A folder with the synthetic data's feature CNN, as `make teacher` makes it."""
     cwd = tmp_path_factory.mktemp("teachers")
-    proc = run_cli(
+    code, stderr = run_in_process(
         "experiment=teacher", "data=synthetic", "debug=fast", "logger=none", f"paths.teacher_dir={cwd}",
         f"hydra.run.dir={cwd / 'run'}", cwd=cwd,
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert code == 0, stderr[-3000:]
     return cwd
 
 
-def test_jit_debug_run_writes_every_key_the_samples_and_a_wandb_image(tmp_path, feature_cnns, capsys):
+def test_jit_debug_run_writes_every_key_the_samples_and_a_wandb_image(
+    tmp_path, feature_cnns, monkeypatch, capsys
+):
     run_dir = tmp_path / "run"
-    proc = run_cli(
-        "model=jit",
-        *TINY,
-        "debug=fast",
-        f"paths.teacher_dir={feature_cnns}",
-        f"hydra.run.dir={run_dir}",
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    code, stderr = run_main(
+        "model=jit", *TINY, "debug=fast", f"paths.teacher_dir={feature_cnns}", f"hydra.run.dir={run_dir}",
+        cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, stderr[-3000:]
 
     record = json.loads((run_dir / "results.json").read_text())
     assert tuple(record) == (*COMMON_KEYS, *DENOISING.record_keys, "steps")
@@ -142,6 +140,7 @@ def test_bad_denoiser_input_stops_before_training_and_damages_nothing(
                          *overrides, message=message, tmp_path=tmp_path, monkeypatch=monkeypatch, capsys=capsys)  # fmt: skip
 
 
+@pytest.mark.slow  # a real SIGKILL: three vitbench-train processes (~10 s of imports each)
 def test_sigkill_mid_epoch_then_resume_ends_with_the_same_best_loss_and_samples(tmp_path, feature_cnns):
     run = (
         "model=jit", *TINY, "data.batch_size=32", "trainer.max_epochs=2", "trainer.deterministic=true", "seed=3",

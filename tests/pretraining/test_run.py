@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from clirun import assert_stops_cleanly, finish, run_cli, start, wandb_inspect
+from clirun import assert_stops_cleanly, finish, run_in_process, start, wandb_inspect
 from vitbench.run.checkpoints import read_checkpoint
 
 TINY = ("model.embed_dim=32", "model.depth=2", "model.num_heads=2", "model.decoder_dim=16", "model.decoder_depth=1",
@@ -21,11 +21,11 @@ TINY = ("model.embed_dim=32", "model.depth=2", "model.num_heads=2", "model.decod
 def mae_run(tmp_path_factory) -> Path:
     """A real `vitbench-train model=mae` (the CPU size), debug-sized, logged to W&B and TensorBoard."""
     cwd = tmp_path_factory.mktemp("mae")
-    proc = run_cli(
+    code, stderr = run_in_process(
         "model=mae", "data=synthetic", "debug=fast", "threads=1", "logger=[wandb,tensorboard]",
         f"hydra.run.dir={cwd / 'run'}", cwd=cwd,
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert code == 0, stderr[-3000:]
     return cwd / "run"
 
 

@@ -18,30 +18,10 @@ from vitbench.run.results import RECORD_FORMAT
 RUN = ("data=synthetic", "debug=fast", "logger=none", "pictures=false", "threads=1")
 
 
-@pytest.fixture(scope="module")
-def source_run(tmp_path_factory) -> Path:
-    """A finished CPU-size ViT run on 10 classes (trained once for the module, as conftest composes)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
-
-    from vitbench.run.config import CONFIG_DIR, register_resolvers
-    from vitbench.train import train
-
-    folder = tmp_path_factory.mktemp("init") / "source"
-    register_resolvers()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=[*RUN, f"paths.output_dir={folder}"], return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(folder)
-    HydraConfig().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    train(cfg)
-    GlobalHydra.instance().clear()
-    return folder
+@pytest.fixture
+def source_run(finished_vit_run) -> Path:
+    """A finished CPU-size ViT run on 10 classes (conftest's session run: read, never written)."""
+    return finished_vit_run
 
 
 def saved_net(run: Path) -> dict[str, torch.Tensor]:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from clirun import VITBENCH_TRAIN, finish, start
+from clirun import finish, run_main, start
 from vitbench.run.checkpoints import (
     AtomicCheckpointIO,
     CheckpointError,
@@ -66,6 +65,7 @@ def unbroken(unbroken_dir) -> dict:
 
 # Killed at step 17 of 24: mid-epoch, two steps after the step-15 checkpoint (3 of the epoch's 12
 # steps done). Killed at step 13: the newest checkpoint is the end of epoch 0 (last.ckpt, step 12).
+@pytest.mark.slow  # a real SIGKILL: three vitbench-train processes (~10 s of imports each) per case
 @pytest.mark.parametrize(("kill_at", "newest", "epoch"), [(17, "step0000015.ckpt", 1), (13, "last.ckpt", 0)])
 def test_sigkill_then_resume_ends_like_an_unbroken_run(
     tmp_path, unbroken_dir, unbroken, kill_at, newest, epoch
@@ -116,20 +116,19 @@ def test_sigkill_then_resume_ends_like_an_unbroken_run(
     ).is_file()
 
 
-def test_resume_with_other_overrides_names_the_command_that_fits(tmp_path):
+def test_resume_with_other_overrides_names_the_command_that_fits(tmp_path, monkeypatch, capsys):
     run = tmp_path / "run"
     (run / ".hydra").mkdir(parents=True)
     (run / ".hydra" / "overrides.yaml").write_text("- model=swin\n- seed=1\n")
     (run / "checkpoints").mkdir()
     torch.save({"state_dict": {}}, run / "checkpoints" / "last.ckpt")
-    proc = subprocess.run(
-        [str(VITBENCH_TRAIN), "data=synthetic", f"ckpt_path={run}"], cwd=tmp_path, capture_output=True, text=True,
-        timeout=120,
-    )  # fmt: skip
-    assert proc.returncode != 0
-    assert "was started with [model=swin seed=1]" in proc.stderr
-    assert f"vitbench-train model=swin seed=1 ckpt_path={run}" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    code, stderr = run_main(
+        "data=synthetic", f"ckpt_path={run}", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys
+    )
+    assert code != 0
+    assert "was started with [model=swin seed=1]" in stderr
+    assert f"vitbench-train model=swin seed=1 ckpt_path={run}" in stderr
+    assert "Traceback" not in stderr
 
 
 def test_a_crash_while_writing_keeps_the_previous_checkpoint(tmp_path):
@@ -180,26 +179,25 @@ def test_foreign_checkpoints_are_refused_by_name(tmp_path):
         read_checkpoint(empty)
 
 
-def test_resume_from_another_variants_checkpoint_stops_before_training(tmp_path):
+def test_resume_from_another_variants_checkpoint_stops_before_training(tmp_path, monkeypatch, capsys):
     cnn_run = tmp_path / "cnn"
-    proc = subprocess.run(
-        [str(VITBENCH_TRAIN), "data=synthetic", "debug=fast", "model=cnn", "logger=none", f"hydra.run.dir={cnn_run}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    code, stderr = run_main(
+        "data=synthetic", "debug=fast", "model=cnn", "logger=none", f"hydra.run.dir={cnn_run}",
+        cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys,
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert code == 0, stderr[-3000:]
     ckpt = tmp_path / "cnn.ckpt"  # outside a run folder: resumed into a new folder, if it fitted
     ckpt.write_bytes((cnn_run / "checkpoints" / "last.ckpt").read_bytes())
-    proc = subprocess.run(
-        [str(VITBENCH_TRAIN), "data=synthetic", "debug=fast", "logger=none", f"ckpt_path={ckpt}",
-         f"hydra.run.dir={tmp_path / 'vit'}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    code, stderr = run_main(
+        "data=synthetic", "debug=fast", "logger=none", f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path / 'vit'}",
+        cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys,
     )  # fmt: skip
-    assert proc.returncode != 0
+    assert code != 0
     assert (
         "model.net is vitbench.classification.cnn.resnet, but this run builds vitbench.classification.vit.vit"
-        in proc.stderr
+        in stderr
     )
-    assert "Traceback" not in proc.stderr
+    assert "Traceback" not in stderr
     assert read_checkpoint(ckpt)["global_step"] == 4  # the CNN run's checkpoint is untouched
 
 
@@ -208,6 +206,7 @@ def test_ckpt_path_last_without_an_unfinished_run_says_what_to_pass(tmp_path):
         find_resume("last", tmp_path / "new", [tmp_path / "outputs"], ["model=vit"])
 
 
+@pytest.mark.slow  # a real SIGKILL of a sweep: two vitbench-train -m processes, four jobs
 def test_a_sweep_killed_in_its_second_job_resumes_job_by_job(tmp_path, unbroken):
     """The same -m command again with ckpt_path=last and the old sweep folder: the finished job is
     reported and not retrained, the killed one resumes from its checkpoint under its W&B id, and the
