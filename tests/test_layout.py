@@ -11,6 +11,8 @@ import pytest
 PACKAGE = Path(__file__).parents[1] / "src" / "vitbench"
 TASKS = ("classification", "denoising", "pretraining")
 SHARED = ("run", "data")
+# Task-side packages beyond the tasks: what the run machinery and data/ never import.
+TASK_SIDE = (*TASKS, "evaluation", "train", "compare", "bench")
 
 
 def module_name(path: Path) -> str:
@@ -94,9 +96,20 @@ def test_the_run_machinery_and_data_import_no_task(shared):
         for module, targets in import_graph().items()
         if room(module) == shared
         for target in targets
-        if room(target) in (*TASKS, "train", "compare", "bench")
+        if room(target) in TASK_SIDE
     }
     assert not wrong, f"{shared}/ must not import a task: {sorted(wrong)}"
+
+
+def test_evaluation_uses_the_classifier_data_and_the_run_machinery_only():
+    wrong = {
+        (module, target)
+        for module, targets in import_graph().items()
+        if room(module) == "evaluation"
+        for target in targets
+        if room(target) not in ("evaluation", "classification", *SHARED)
+    }
+    assert not wrong, sorted(wrong)
 
 
 def test_data_and_run_do_not_import_each_other():
@@ -108,6 +121,6 @@ def test_data_and_run_do_not_import_each_other():
 def test_the_package_root_holds_the_entry_point_and_folders_only():
     files = sorted(p.name for p in PACKAGE.iterdir() if p.is_file() and p.suffix == ".py")
     assert files == ["__init__.py", "train.py"]
-    for folder in (*SHARED, *TASKS, "compare", "bench"):
+    for folder in (*SHARED, *TASKS, "evaluation", "compare", "bench"):
         opening = ast.get_docstring(ast.parse((PACKAGE / folder / "__init__.py").read_text()))
         assert opening and len(opening) > 80, f"{folder}/__init__.py opens without saying what the folder is"

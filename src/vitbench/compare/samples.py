@@ -82,11 +82,13 @@ def sample_grids(df: pd.DataFrame, table: pd.DataFrame) -> list[SampleGrid]:
     return grids
 
 
-# A classifier run's test pictures (vitbench.classification.pictures.TestPictures), in the order the report shows them.
+# A classifier run's pictures (its test's, vitbench.classification.pictures.TestPictures, then
+# vitbench-evaluate's), in the order the report shows them.
 CLASSIFIER_PICTURES = {
     "confusion_matrix": "confusion matrix",
     "misclassified": "most confident mistakes",
     "attention": "attention rollout",
+    "reliability": "reliability diagram, raw and temperature-scaled (vitbench-evaluate)",
 }
 
 
