@@ -35,6 +35,7 @@ from torch import nn
 from vitbench.classification import pretrained
 from vitbench.classification.predict import Classifier, load_classifier
 from vitbench.data.datamodule import ImageDataModule
+from vitbench.run.checkpoints import run_command_parser
 from vitbench.run.outpath import output_folder
 
 TOLERANCE = 1e-4  # float32: the same network computed by another graph or runtime
@@ -152,12 +153,11 @@ def export(checkpoint: Path, out: Path, onnx: bool) -> list[Path]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="vitbench-export",
-        description="Write a trained classifier as timm loads it (config.json + model.safetensors, "
+    parser = run_command_parser(
+        "vitbench-export",
+        "Write a trained classifier as timm loads it (config.json + model.safetensors, "
         'timm.create_model("local-dir:FOLDER", pretrained=True)) and, with --onnx, as model.onnx.',
     )
-    parser.add_argument("checkpoint", type=Path, help="a run folder (its best checkpoint) or a .ckpt file")
     parser.add_argument("--out", type=Path, required=True, help="the folder that receives the files")
     parser.add_argument(
         "--onnx", action="store_true", help="also write model.onnx (checked with onnxruntime)"

@@ -29,7 +29,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from vitbench.data.augment import normalize
 from vitbench.data.datamodule import ImageDataModule
-from vitbench.run.checkpoints import CHECKPOINT_DIR, find_checkpoint, read_checkpoint
+from vitbench.run.checkpoints import CHECKPOINT_DIR, find_checkpoint, read_checkpoint, run_command_parser
 from vitbench.run.files import atomic_path
 from vitbench.run.outpath import output_file
 
@@ -283,12 +283,11 @@ def pick_device(name: str) -> torch.device:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="vitbench-predict",
-        description="Classify images with a trained classifier: write predictions.csv, print the accuracy "
-        "when labels are known.",
+    parser = run_command_parser(
+        "vitbench-predict",
+        "Classify images with a trained classifier: write predictions.csv, print the accuracy when labels "
+        "are known.",
     )
-    parser.add_argument("checkpoint", type=Path, help="a run folder (its best checkpoint) or a .ckpt file")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--images", type=Path, help="a folder of images; in sub-folders named after classes, labels are known"

@@ -23,16 +23,17 @@ from vitbench.classification.predict import pick_device, run_folder
 from vitbench.data import ImageDataModule
 from vitbench.pretraining.encoders import encoder_settings, load_run
 from vitbench.pretraining.frozen_features import probe_data, probe_encoders
+from vitbench.run.checkpoints import run_command_parser
 from vitbench.run.files import write_json_atomic
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="vitbench-probe",
-        description="k-NN (k=20, cosine, weighted) and linear-probe accuracy of a run's frozen encoder "
+    parser = run_command_parser(
+        "vitbench-probe",
+        "k-NN (k=20, cosine, weighted) and linear-probe accuracy of a run's frozen encoder "
         "(MAE, a classifier's pre-logits, a denoiser's block at a noise level), written to its results.json.",
+        argument="run",
     )
-    parser.add_argument("run", type=Path, help="a run folder (its best checkpoint) or a .ckpt file")
     parser.add_argument(
         "--block", type=int, nargs="+", metavar="B",
         help="denoisers: the features after B blocks (default: the middle block and the next)",

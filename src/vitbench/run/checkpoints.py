@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import pickle
 import shutil
@@ -227,3 +228,11 @@ def export_checkpoint(trainer: pl.Trainer, target: Path) -> None:
     with atomic_path(target) as tmp:
         shutil.copyfile(best, tmp)
     log.info("Best checkpoint exported to %s", target)
+
+
+def run_command_parser(prog: str, description: str, argument: str = "checkpoint") -> argparse.ArgumentParser:
+    """The parser of a command that reads a trained run (vitbench-predict, -export, -probe, -sample),
+    with its first argument: a run folder (its best checkpoint) or a ``.ckpt`` file."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument(argument, type=Path, help="a run folder (its best checkpoint) or a .ckpt file")
+    return parser
