@@ -100,9 +100,9 @@ class DeiTModule(ImageClassifier):
         teacher: Teacher | None = self.__dict__["teacher"]
         if teacher is None and self.criterion.kind != "none":
             raise TeacherError(
-                f"DeiT with distillation kind={self.criterion.kind!r} needs a teacher: set "
+                f"DeiT with model.criterion.kind={self.criterion.kind!r} needs a teacher: set "
                 "model.teacher.checkpoint (make one with `make teacher`), or use "
-                "model.distillation.kind=none."
+                "model.criterion.kind=none."
             )
         if teacher is not None:
             teacher.to(self.device)
