@@ -16,6 +16,7 @@ from PIL import Image
 from torch import Tensor
 
 from vitbench.classification.predict import Classifier, predict
+from vitbench.data.augment import normalize
 from vitbench.data.datamodule import ImageDataModule
 from vitbench.run.drawing import save_png
 
@@ -47,6 +48,7 @@ class Context:
     folder: Path
     pictures: dict[str, Path] = field(default_factory=dict)
     _logits: dict[Split, tuple[Tensor, Tensor]] = field(default_factory=dict, repr=False)
+    _test: tuple[Tensor, Tensor] | None = field(default=None, repr=False)
 
     @property
     def model(self) -> torch.nn.Module:
@@ -76,8 +78,44 @@ class Context:
             self._logits[split] = torch.cat(outputs), torch.cat(labels)
         return self._logits[split]
 
+    def test_split(self) -> tuple[Tensor, Tensor]:
+        """The run's test split as it enters the model: uint8 ``(N, C, H, W)`` and labels ``(N,)``; read once."""
+        if self._test is None:
+            images, labels = [], []
+            for x, y in self.datamodule.test_dataloader():
+                images.append(x)
+                labels.append(y)
+            self._test = torch.cat(images), torch.cat(labels)
+        return self._test
+
+    def predict(self, images: Tensor, batch_size: int = 500) -> Tensor:
+        """Logits ``(N, K)`` float32 on the CPU of uint8 images ``(N, C, H, W)``, as the run tested."""
+        return predict(self.classifier, images, batch_size, self.device)
+
+    def pixel_model(self) -> torch.nn.Module:
+        """The model taking float pixels in [0, 1] ``(B, C, H, W)`` on :attr:`device`, its own
+        normalisation and resize inside, in float32: what gradients with respect to pixels need
+        (attacks, receptive fields)."""
+        data = self.classifier.data
+        return PixelModel(self.model.to(self.device).eval(), data["mean"], data["std"], data.get("img_size"))
+
     def picture(self, name: str, picture: Image.Image) -> Path:
         """Write ``<folder>/pictures/<name>.png`` whole (never half a file) and remember it."""
         path = save_png(picture, self.folder / PICTURE_DIR / f"{name}.png")
         self.pictures[name] = path
         return path
+
+
+class PixelModel(torch.nn.Module):
+    """A classifier behind its input transform: ``[0, 1]`` pixels ``(B, C, H, W)`` -> logits ``(B, K)``.
+
+    :func:`~vitbench.data.augment.normalize` reads uint8 values, so the pixels are scaled by 255
+    first: the same affine map, differentiable. DeiT's eval forward averages its two heads.
+    """
+
+    def __init__(self, model: torch.nn.Module, mean: list[float], std: list[float], size: int | None) -> None:
+        super().__init__()
+        self.model, self.mean, self.std, self.size = model, list(mean), list(std), size
+
+    def forward(self, pixels: Tensor) -> Tensor:
+        return self.model(normalize(pixels * 255.0, self.mean, self.std, self.size)).float()

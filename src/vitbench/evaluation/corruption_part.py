@@ -15,9 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import torch
-from torch import Tensor
 
-from vitbench.classification.predict import predict
 from vitbench.data.sources.base import default_cache_dir
 from vitbench.evaluation.corruptions import corrupted_set, corruption_errors, stratified_subset, suite
 
@@ -27,18 +25,9 @@ if TYPE_CHECKING:
 PER_CLASS = 200  # images a class in the corrupted subset (2,000 for a 10-class dataset)
 
 
-def test_split(context: Context) -> tuple[Tensor, Tensor]:
-    """The run's test split as it enters the model: uint8 ``(N, C, H, W)`` and labels ``(N,)``."""
-    images, labels = [], []
-    for x, y in context.datamodule.test_dataloader():
-        images.append(x)
-        labels.append(y)
-    return torch.cat(images), torch.cat(labels)
-
-
 def corruptions(context: Context) -> dict[str, float]:
     """Errors on the clean subset and on every corruption and severity (``corruption_err_*``)."""
-    images, labels = test_split(context)
+    images, labels = context.test_split()
     per_class = min(PER_CLASS, int(torch.bincount(labels).min()))
     chosen = stratified_subset(labels, per_class, context.seed)
     corrupted = corrupted_set(
@@ -48,6 +37,4 @@ def corruptions(context: Context) -> dict[str, float]:
         seed=context.seed,
         cache_dir=default_cache_dir() / "corruptions",
     )
-    return corruption_errors(
-        lambda x: predict(context.classifier, x, len(x), context.device), corrupted, batch_size=500
-    )
+    return corruption_errors(context.predict, corrupted, batch_size=500)
