@@ -12,6 +12,7 @@ import torch
 from clirun import wandb_inspect
 from vitbench.evaluation import evaluate
 from vitbench.evaluation.evaluate import main
+from vitbench.evaluation.parts import PARTS
 from vitbench.evaluation.record import wandb_settings
 from vitbench.pretraining import MAEModule
 from vitbench.run.results import RECORD_FORMAT
@@ -80,7 +81,7 @@ def refusal(argv: list[str], capsys) -> str:
 
 def test_an_unknown_part_is_refused_with_the_known_ones(run, capsys):
     assert refusal([str(run), "--parts", "calibration", "vibes"], capsys) == (
-        "vitbench-evaluate: --parts vibes: no such part; the parts are calibration, corruptions."
+        f"vitbench-evaluate: --parts vibes: no such part; the parts are {', '.join(PARTS)}."
     )
     assert "evaluation" not in record(run)
 
@@ -100,7 +101,7 @@ def test_a_run_that_is_not_a_classifier_is_refused(tmp_path, capsys):
     torch.save({"state_dict": mae.state_dict(), "vitbench": {"module": "MAEModule"}}, checkpoint)
     assert refusal([str(checkpoint)], capsys) == (
         f"vitbench-evaluate: {checkpoint} holds a MAEModule, not a classifier: no part of vitbench-evaluate "
-        "applies to it (its parts, calibration, corruptions, profile classifiers)."
+        f"applies to it (its parts, {', '.join(PARTS)}, profile classifiers)."
     )
 
 
