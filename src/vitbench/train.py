@@ -18,6 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from vitbench.classification.networks import MOVED_KEYS as NETWORK_KEYS
+from vitbench.classification.task import CLASSIFICATION
 from vitbench.data.sources import MOVED_KEYS as SOURCE_KEYS
 from vitbench.pretraining.denoiser_encoder import MOVED_KEYS as DENOISER_KEYS
 from vitbench.run.build import RunError, build, instantiate_all
@@ -47,6 +48,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict[str, float]]:
     start = time.perf_counter()
     check_numbers(cfg)
     check_accelerator(cfg.trainer)
+    profile = profile_parts(cfg)
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)
     pl.seed_everything(cfg.seed, workers=True)
@@ -124,7 +126,44 @@ def train(cfg: DictConfig) -> tuple[dict, dict[str, float]]:
             if isinstance(logger, pl.loggers.WandbLogger):
                 logger.experiment.summary.update(record)
         log.info("Results: %s", output_dir / "results.json")
+        if profile:
+            profile_at_end(output_dir, profile, loggers)
     return record, metrics
+
+
+def profile_parts(cfg: DictConfig) -> list[str]:
+    """The parts of vitbench-evaluate the run profiles itself with at its end: ``evaluate``, or with
+    ``evaluate: null`` calibration for a classifier and nothing for another task. An unknown part, or
+    a part asked of a run that is not a classifier, stops the run here, before it trains."""
+    requested = cfg.get("evaluate")
+    task = hydra.utils.get_class(cfg.model._target_).task.name
+    if task != CLASSIFICATION.name:
+        if requested:
+            raise ValueError(
+                f"evaluate=[{','.join(requested)}]: a {task} run has no profile (vitbench-evaluate profiles "
+                "classifiers); leave evaluate out or write evaluate=[]."
+            )
+        return []
+    from vitbench.evaluation.evaluate import DEFAULT_PARTS  # its parts import captum: only when used
+    from vitbench.evaluation.parts import check_parts
+
+    return check_parts(list(DEFAULT_PARTS if requested is None else requested))
+
+
+def profile_at_end(output_dir: Path, parts: list[str], loggers: list) -> None:
+    """Profile the finished run (its best checkpoint) into its results.json, pictures and W&B run.
+    A failure is logged with the command that retries it, never raised: the training's results stand."""
+    from vitbench.evaluation.evaluate import profile_after_training
+    from vitbench.evaluation.record import log_to_live_run, no_log
+
+    wandb = next((lg for lg in loggers if isinstance(lg, pl.loggers.WandbLogger)), None)
+    try:
+        profile_after_training(output_dir, parts, log_to_live_run(wandb.experiment) if wandb else no_log)
+    except (ValueError, OSError) as err:
+        log.error(
+            "evaluate: %s not profiled (%s); `vitbench-evaluate %s --parts %s` profiles it later",
+            output_dir, err, output_dir, " ".join(parts),
+        )  # fmt: skip
 
 
 def take_num_classes_from_source(cfg: DictConfig, datamodule: pl.LightningDataModule) -> None:

@@ -191,3 +191,10 @@ def test_the_corruptions_part_records_every_corruption_and_reads_its_cache_the_s
     figures = {k: v for k, v in after.items() if k.startswith("corruption_err")}
     assert {k: v for k, v in record(run).items() if k.startswith("corruption_err")} == figures
     assert {path: path.stat().st_mtime_ns for path in cached} == stamps
+
+
+def test_all_names_every_part_in_the_registrys_order():
+    from vitbench.evaluation.parts import check_parts
+
+    assert check_parts(["corruptions", "all"]) == list(PARTS)
+    assert check_parts(["corruptions", "calibration", "corruptions"]) == ["corruptions", "calibration"]

@@ -28,10 +28,18 @@ from vitbench.classification.task import CLASSIFICATION
 from vitbench.data.datamodule import ImageDataModule
 from vitbench.evaluation.context import Context, EvaluateError
 from vitbench.evaluation.parts import PARTS, check_parts
-from vitbench.evaluation.record import RECORD, done_parts, log_to_wandb, read_record, write_part
+from vitbench.evaluation.record import RECORD, Log, done_parts, log_to_wandb, read_record, write_part
 from vitbench.run.checkpoints import find_checkpoint, read_checkpoint
 
 DEFAULT_PARTS = ("calibration",)
+
+
+def profile_after_training(folder: Path, parts: list[str], log: Log) -> None:
+    """What ``vitbench-train evaluate=[...]`` runs once results.json is written: the parts on the
+    run's best checkpoint, with vitbench-evaluate's defaults (seed 0, so the figures equal a later
+    ``vitbench-evaluate`` call's), logged through the run's own W&B run."""
+    args = argparse.Namespace(redo=False, seed=0, data_root=None, device="auto")
+    evaluate_run(folder, check_parts(parts), args, log)
 
 
 def find_jobs(path: Path) -> tuple[list[Path], bool]:
@@ -73,8 +81,9 @@ def load_classifier(path: Path) -> Classifier:
     return load_checkpoint(checkpoint)
 
 
-def evaluate_run(path: Path, parts: list[str], args: argparse.Namespace) -> None:
-    """Profile one run: the parts its record lacks (all of them with ``--redo``)."""
+def evaluate_run(path: Path, parts: list[str], args: argparse.Namespace, log: Log = log_to_wandb) -> None:
+    """Profile one run: the parts its record lacks (all of them with ``--redo``); `log` sends the
+    figures and pictures to the run's W&B run (resumed by id; a training run passes its live one)."""
     classifier = load_classifier(path)
     run = run_folder(classifier.checkpoint)
     folder = run or classifier.checkpoint.parent
@@ -110,7 +119,7 @@ def evaluate_run(path: Path, parts: list[str], args: argparse.Namespace) -> None
     else:
         print(f"  results.json not written: none beside {classifier.checkpoint} (an unfinished run?)")
     print(f"  pictures: {', '.join(str(p) for p in context.pictures.values()) or 'none'}")
-    print(f"  {log_to_wandb(folder, found, context.pictures)}")
+    print(f"  {log(folder, found, context.pictures)}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -124,7 +133,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--parts", nargs="+", default=list(DEFAULT_PARTS), metavar="PART",
-        help=f"the parts to run (default: {' '.join(DEFAULT_PARTS)}); known: {', '.join(PARTS)}",
+        help=f"the parts to run (default: {' '.join(DEFAULT_PARTS)}); known: {', '.join(PARTS)}; all: every one",
     )  # fmt: skip
     parser.add_argument("--redo", action="store_true", help="measure parts the record already holds again")
     parser.add_argument("--seed", type=int, default=0, help="the seed of every part (default 0)")

@@ -23,7 +23,10 @@ PARTS: dict[str, Part] = {
 
 
 def check_parts(names: list[str]) -> list[str]:
-    """`names` in the order given, each once; raises :class:`EvaluateError` naming one that is unknown."""
+    """`names` in the order given, each once (``all``: every part); raises :class:`EvaluateError`
+    naming one that is unknown."""
+    if "all" in names:
+        return list(PARTS)
     for name in names:
         if name not in PARTS:
             raise EvaluateError(f"--parts {name}: no such part; the parts are {', '.join(PARTS)}.")

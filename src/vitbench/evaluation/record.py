@@ -9,6 +9,7 @@ and every key it lists are there; an interrupted profile keeps the parts it wrot
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,9 @@ from vitbench.run.results import format_problem
 RECORD = "results.json"
 DETAILS = "evaluation"  # results.json key of each part's details
 WANDB_PREFIX = "evaluate/"  # W&B summary keys: evaluate/ece_15, ...
+
+# Where a profile's figures and pictures go besides results.json: (run folder, figures, pictures) -> what was done.
+Log = Callable[[Path, dict[str, float], dict[str, Path]], str]
 
 
 def read_record(path: Path) -> dict[str, Any] | None:
@@ -89,3 +93,24 @@ def log_to_wandb(folder: Path, found: dict[str, float], pictures: dict[str, Path
         return f"W&B: not written ({why}); the figures are in results.json"
     mode = "offline" if wandb_offline() else "online"
     return f"W&B: run {settings['id']} resumed ({mode}), {len(found)} figures"
+
+
+def log_to_live_run(experiment: Any) -> Log:
+    """A :data:`Log` into a W&B run that is still open (a training run profiling itself at its end)."""
+
+    def log(folder: Path, found: dict[str, float], pictures: dict[str, Path]) -> str:
+        import wandb
+
+        experiment.summary.update({f"{WANDB_PREFIX}{key}": value for key, value in found.items()})
+        if pictures:
+            experiment.log(
+                {f"{WANDB_PREFIX}{name}": wandb.Image(str(path)) for name, path in pictures.items()}
+            )
+        return f"W&B: {len(found)} figures into the training's run {experiment.id}"
+
+    return log
+
+
+def no_log(folder: Path, found: dict[str, float], pictures: dict[str, Path]) -> str:
+    """A :data:`Log` for a run without W&B."""
+    return "W&B: the run has none"

@@ -11,11 +11,12 @@ from __future__ import annotations
 import re
 
 # Overrides that do not change what is trained: where a run writes and what it logs, how it is
-# launched, resumed or named, and the pictures of its test. A resume may differ from its run in
-# these, and a comparison never splits its runs by them. Matched on the key's first part, so
-# `paths.output_dir=...`, `logger=csv` and `hydra/launcher=joblib` are all bookkeeping.
+# launched, resumed or named, the pictures of its test and the profile at its end. A resume may
+# differ from its run in these, and a comparison never splits its runs by them. Matched on the key's
+# first part, so `paths.output_dir=...`, `logger=csv` and `hydra/launcher=joblib` are all bookkeeping.
 BOOKKEEPING = (
     "ckpt_path", "export_checkpoint", "hydra", "callbacks", "logger", "tags", "group", "paths", "threads", "pictures",
+    "evaluate",
 )  # fmt: skip
 
 
