@@ -128,11 +128,12 @@ def test_vitbench_compare_shows_the_figures_of_profiled_runs_only(run, tmp_path,
     plain = Path(shutil.copytree(run, tmp_path / "plain" / "run"))
     assert main([str(run)]) == 0
 
-    assert "ECE (%)" not in task_sections(load_records(find_runs(plain)))[0].shown.columns
+    assert task_sections(load_records(find_runs(plain)))[0].profiles == []
     df = load_records(find_runs(run))
-    shown = task_sections(df)[0].shown
-    assert shown.loc[0, "ECE (%)"] == f"{100 * record(run)['ece_15']:.2f}"  # one seed: no ± std
-    assert list(shown.columns[-5:]) == ["ECE (%)", "ECE scaled (%)", "T", "steps", "wall time (min)"]
+    (calibration,) = task_sections(df)[0].profiles
+    assert calibration.title == "Calibration"
+    assert calibration.shown.loc[0, "ECE (%)"] == f"{100 * record(run)['ece_15']:.2f}"  # one seed: no ± std
+    assert list(calibration.shown.columns[-3:]) == ["ECE (%)", "ECE scaled (%)", "T"]
     paths = write_report(df, tmp_path / "report")
     assert "ece_100_scaled_mean" in paths["results_csv"].read_text().splitlines()[0]
     assert "reliability diagram, raw and temperature-scaled" in paths["report_html"].read_text()

@@ -81,8 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vitbench-compare: --reference {args.reference}: no run of that model here", file=sys.stderr)
         return 2
     paths = write_report(df, out, metrics=args.metric, reference=args.reference)
-    print(sections_markdown(task_sections(df)))  # one table per task
-    numeric = paths.get("results_md").read_text().split("\n### ", 1)
+    tables = sections_markdown(task_sections(df))  # one table per task, and its profile's
+    print(tables)
+    numeric = paths["results_md"].read_text().split(tables, 1)[-1].split("\n### ", 1)
     if len(numeric) > 1:  # the tables against each numeric swept key
         print("\n### " + numeric[1].split("\n## ", 1)[0].rstrip())
     failed = failed_runs(df)

@@ -11,6 +11,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from vitbench.compare.series import series_figure
 from vitbench.compare.table import aggregate, group_keys, task_rows, tasks_present
 from vitbench.compare.tasks import axis_label, get_task
 from vitbench.run.task_definition import Curve
@@ -106,15 +107,26 @@ def task_figures(
     df: pd.DataFrame, task: str, by: Sequence[str] | None, colors: dict[str, str]
 ) -> dict[str, Figure]:
     """The `plots` of `task`'s definition for its runs in `df`, by name: its headline against a
-    record key per group, or every run's validation curve."""
+    record key per group, or every run's validation curve; then its `series`. An optional plot
+    (latency) and a series are drawn only where some group has their keys."""
     definition = get_task(task)
-    table = aggregate(df, by, task) if any(plot.x for plot in definition.plots) else None
-    return {
+    table = aggregate(df, by, task) if definition.series or any(p.x for p in definition.plots) else None
+    figures = {
         plot.name: headline_scatter(table, plot.x, plot.xlabel, colors, definition.headline)
         if plot.x and table is not None
         else val_curves(task_rows(df, task), colors, definition.curve)
         for plot in definition.plots
+        if not plot.optional or (table is not None and _has(table, plot.x))
     }
+    for series in definition.series if table is not None else ():
+        if (fig := series_figure(table, series, colors)) is not None:
+            figures[series.name] = fig
+    return figures
+
+
+def _has(table: pd.DataFrame, key: str | None) -> bool:
+    """Whether some group of an `aggregate` table has a figure of `key`."""
+    return f"{key}_mean" in table and bool(table[f"{key}_mean"].notna().any())
 
 
 def plot_pngs(df: pd.DataFrame, by: Sequence[str] | None = None) -> dict[str, bytes]:

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from vitbench.compare.tasks import all_tasks, number_keys, record_keys
+from vitbench.compare.tasks import all_tasks, is_family_key, number_keys, record_keys
 from vitbench.run.results import COMMON_KEYS, RUN_KEYS, format_problem
 
 
@@ -178,7 +178,8 @@ def override_value(overrides: Iterable[str], key: str) -> str | None:
 def load_records(records: Iterable[RunRecord]) -> pd.DataFrame:
     """One row per run: `source`, `status` ("finished" or "failed"), `reason`, `overrides`,
     `val_curve`, `task`, and the results.json keys of every task (NaN where a run has none; a key
-    that is optional in every task, such as DeiT's heads, only where some run has it).
+    that is optional in every task, such as DeiT's heads, or of a profile's key family
+    (``corruption_err_<name>_<severity>``, numbers), only where some run has it).
 
     `task` is the record's, None for a run that left no record to read it from.
     """
@@ -187,6 +188,7 @@ def load_records(records: Iterable[RunRecord]) -> pd.DataFrame:
     for record in records:
         results = record.results or {}
         row: dict[str, Any] = {k: results.get(k) for k in keys if k in results}
+        row.update({k: v for k, v in results.items() if k not in row and is_family_key(k)})
         if row.get("model") is None:  # a crashed run still shows which model it was
             row["model"] = override_value(record.overrides, "model")
         row.update(
@@ -201,7 +203,7 @@ def load_records(records: Iterable[RunRecord]) -> pd.DataFrame:
     required = (k for task in all_tasks().values() for k in task.record_keys)
     columns = ["source", "status", "reason", *COMMON_KEYS, *required, *RUN_KEYS, "val_curve"]
     df = pd.DataFrame(rows, columns=list(dict.fromkeys([*columns, *(k for r in rows for k in r)])))
-    for key in number_keys():
+    for key in [*number_keys(), *filter(is_family_key, df.columns)]:
         if key in df.columns:
             df[key] = pd.to_numeric(df[key], errors="coerce")
     return df

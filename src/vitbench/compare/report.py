@@ -1,6 +1,7 @@
 """Write the comparison: results.md, results.csv, the PNG plots and a self-contained report.html.
 
-One table per task present (classification, denoising, pretraining), each under its own heading.
+One table per task present (classification, denoising, pretraining), each under its own heading,
+followed by its profile's tables (`vitbench.compare.profile`) where the runs were profiled.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import html
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
@@ -18,13 +19,15 @@ import pandas as pd
 
 from vitbench.compare.numeric import KeyView, key_views
 from vitbench.compare.plots import model_colors, plot_pngs, png_bytes
+from vitbench.compare.profile import ProfileTable, derived_figures, profile_tables
 from vitbench.compare.samples import CLASSIFIER_PICTURES, PictureSet, SampleGrid, picture_sets, sample_grids
 from vitbench.compare.table import (
     STD_NOTE,
+    aggregate,
     failed_runs,
     format_table,
     sampling_note,
-    tables_by_task,
+    tasks_present,
     to_markdown,
 )
 from vitbench.compare.tasks import all_tasks, get_task
@@ -68,12 +71,14 @@ class TaskSection:
         table: its `aggregate` table (what results.csv holds).
         shown: its `format_table` (what people read).
         note: a line under the table ("" for none): the sampling settings its runs share (denoising).
+        profiles: the tables of its profile's parts that some run holds (calibration, ...).
     """
 
     task: str
     table: pd.DataFrame
     shown: pd.DataFrame
     note: str
+    profiles: list[ProfileTable] = field(default_factory=list)
 
     @property
     def title(self) -> str:
@@ -81,10 +86,24 @@ class TaskSection:
 
 
 def task_sections(df: pd.DataFrame, by: Sequence[str] | None = None) -> list[TaskSection]:
-    """A `TaskSection` for each task present in `df` (from `load_records`), classification first."""
+    """A `TaskSection` for each task present in `df` (from `load_records`), classification first;
+    its table holds the figures derived across its runs too (CE, mCE, ...: results.csv)."""
+    sections = []
+    for task in tasks_present(df):
+        derived = derived_figures(df, task)
+        table = aggregate(df.join(derived.figures), by, task, extra=derived.keys)
+        profiles = profile_tables(table, task, derived)
+        sections.append(
+            TaskSection(task, table, format_table(table, task), sampling_note(df, task), profiles)
+        )
+    return sections
+
+
+def _profile_markdown(profile: ProfileTable) -> list[str]:
     return [
-        TaskSection(task, table, format_table(table, task), sampling_note(df, task))
-        for task, table in tables_by_task(df, by).items()
+        f"### {profile.title}",
+        to_markdown(profile.shown),
+        *profile.notes,
     ]
 
 
@@ -96,6 +115,7 @@ def sections_markdown(sections: Sequence[TaskSection]) -> str:
             f"## {section.title}",
             to_markdown(section.shown),
             *([section.note] if section.note else []),
+            *(block for profile in section.profiles for block in _profile_markdown(profile)),
         ]
     return "\n\n".join(blocks)
 
@@ -145,6 +165,11 @@ def _samples_html(grids: Sequence[SampleGrid]) -> str:
 
 def _table(frame: pd.DataFrame) -> str:
     return f'<div class="scroll">{frame.to_html(index=False, border=0)}</div>'
+
+
+def _profile_html(profile: ProfileTable) -> str:
+    notes = "".join(f"\n<p>{html.escape(note)}</p>" for note in profile.notes)
+    return f"\n<h3>{html.escape(profile.title)}</h3>\n{_table(profile.shown)}{notes}"
 
 
 def _link(target: Path, out: Path, text: str) -> str:
@@ -223,6 +248,7 @@ def _html(
     tables = "\n".join(
         f'<h2 id="{s.task}">{html.escape(s.title)}</h2>\n{_table(s.shown)}'
         + (f"\n<p>{html.escape(s.note)}</p>" if s.note else "")
+        + "".join(_profile_html(p) for p in s.profiles)
         for s in sections
     )
     tables += "".join(

@@ -125,7 +125,10 @@ def group_members(df: pd.DataFrame, table: pd.DataFrame, task: str = "classifica
 
 
 def aggregate(
-    df: pd.DataFrame, by: Sequence[str] | None = None, task: str = "classification"
+    df: pd.DataFrame,
+    by: Sequence[str] | None = None,
+    task: str = "classification",
+    extra: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Aggregate the finished runs of `task` in `df` (from `load_records`) over seeds.
 
@@ -133,11 +136,14 @@ def aggregate(
         df: one row per run, of any task (the other tasks' runs are left out).
         by: the group keys: columns of `df` or override keys; default `default_keys(df, task)`.
         task: "classification" or "denoising".
+        extra: further columns of `df` to aggregate where some run has them (figures derived
+            across the runs, such as `vitbench.compare.robustness`'s).
 
     Returns:
         One row per group: the group keys, `n` (finished runs), `seeds`, then `<metric>_mean` and
         `<metric>_std` (sample std, ddof=1; NaN when n=1) for the task's `table_metrics`, its
-        optional figures that some run has (DeiT's heads, a probe) and the `RUN_KEYS`.
+        optional figures that some run has (DeiT's heads, a probe, a profile and its key families),
+        the `RUN_KEYS` and `extra`.
 
     Raises:
         ValueError: `task` is not a known task.
@@ -145,19 +151,27 @@ def aggregate(
     keys = list(by) if by is not None else default_keys(df, task)
     done = group_runs(df, keys, task)
     definition = get_task(task)
-    optional = [*definition.optional_keys, *RUN_KEYS]
-    metrics = [
-        *table_metrics(definition),
-        *(k for k in optional if k in done.columns and done[k].notna().any()),
-    ]
+    plotted = (plot.x for plot in definition.plots if plot.optional)
+    families = (k for k in done.columns if definition.is_family_key(k))
+    optional = [*definition.optional_keys, *plotted, *families, *RUN_KEYS, *extra]
+    metrics = list(
+        dict.fromkeys(
+            [
+                *table_metrics(definition),
+                *(k for k in optional if k in done.columns and done[k].notna().any()),
+            ]
+        )
+    )
     for metric in metrics:
         done[metric] = pd.to_numeric(done[metric], errors="coerce") if metric in done else math.nan
+    done = done.copy()
     stats = [f"{m}_{s}" for m in metrics for s in ("mean", "std")]
     if done.empty:
         return pd.DataFrame(columns=[*keys, "n", "seeds", *stats])
     grouped = done.groupby(keys, sort=True, dropna=False)
     table = grouped[metrics].agg(["mean", "std"])
     table.columns = [f"{m}_{s}" for m, s in table.columns]
+    table = table.copy()  # one block: a profile's hundreds of columns left it fragmented
     table.insert(0, "seeds", grouped["seed"].agg(lambda s: ",".join(str(int(x)) for x in sorted(s.dropna()))))
     table.insert(0, "n", grouped.size())
     return sort_numerically(table.reset_index(), keys)
@@ -200,8 +214,14 @@ def table_metrics(task: Task) -> list[str]:
 
 def task_columns(table: pd.DataFrame, task: Task) -> list[Column]:
     """The columns people read for `task`: its figures of merit, `n`, the size columns, its cost
-    figures, its optional figures that the runs of `table` have (a probe), the steps, the wall time."""
-    shown = [m for m in task.metrics if m.column and (not m.optional or f"{m.key}_mean" in table)]
+    figures, its optional figures that the runs of `table` have (a probe; a profile's are in tables
+    of their own, `vitbench.compare.profile`), the steps, the wall time."""
+    profiled = {m.key for t in task.tables for m in t.metrics}
+    shown = [
+        m
+        for m in task.metrics
+        if m.column and m.key not in profiled and (not m.optional or f"{m.key}_mean" in table)
+    ]
     return [
         *(m.column for m in shown if not m.cost and not m.optional),
         N_RUNS,

@@ -54,9 +54,16 @@ def get_task(name: str) -> Task:
 
 def record_keys() -> tuple[str, ...]:
     """Every key a results.json of any task may hold, common keys first, then each task's figures
-    and the keys train.py adds for every task."""
+    (and the keys its plots are drawn against) and the keys train.py adds for every task; the key
+    families of the tasks' profile tables and series aside (`is_family_key`)."""
     figures = (m.key for task in all_tasks().values() for m in task.metrics)
-    return tuple(dict.fromkeys([*COMMON_KEYS, *figures, *RUN_KEYS]))
+    plotted = (plot.x for task in all_tasks().values() for plot in task.plots if plot.x)
+    return tuple(dict.fromkeys([*COMMON_KEYS, *figures, *plotted, *RUN_KEYS]))
+
+
+def is_family_key(key: str) -> bool:
+    """Whether `key` belongs to a key family of some task's tables or series (``corruption_err_<name>_<s>``)."""
+    return any(task.is_family_key(key) for task in all_tasks().values())
 
 
 def number_keys() -> tuple[str, ...]:

@@ -8,8 +8,11 @@ from typing import Any
 import pandas as pd
 
 from vitbench.compare.records import RunRecord, check_results, curve_from_metrics, curve_metric
-from vitbench.compare.tasks import record_keys
+from vitbench.compare.tasks import is_family_key, record_keys
 
+# vitbench-evaluate puts a run's profile into its W&B summary under this prefix
+# (vitbench.evaluation.record.WANDB_PREFIX, not imported: that package needs torch).
+PROFILE_PREFIX = "evaluate/"
 # Config entries that differ from run to run without being a compared setting.
 NOT_SWEPT = ("seed", "ckpt_path", "group", "tags", "paths.", "logger.", "callbacks.", "hydra.")
 
@@ -58,8 +61,15 @@ def config_overrides(configs: list[dict[str, Any]], models: list[str | None]) ->
 
 
 def _summary(run: Any) -> dict[str, Any]:
+    """The record keys of a run's summary, its profile's (``evaluate/ece_15``) under their own names."""
     keys = set(run.summary.keys())
-    return {k: run.summary.get(k) for k in record_keys() if k in keys}
+    found = {k: run.summary.get(k) for k in record_keys() if k in keys}
+    known = set(record_keys())
+    for key in sorted(keys):
+        name = key.removeprefix(PROFILE_PREFIX)
+        if name != key and name not in found and (name in known or is_family_key(name)):
+            found[name] = run.summary.get(key)
+    return found
 
 
 def _history_curve(run: Any, metric: str) -> list[tuple[float, float]]:

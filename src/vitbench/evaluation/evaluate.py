@@ -3,6 +3,7 @@
     vitbench-evaluate outputs/2026-12-03/12-00-00_vit_s0_4242
     vitbench-evaluate multirun/2026-12-03/12-00-00 --parts calibration
     vitbench-evaluate run/checkpoints/best-epoch003.ckpt
+    vitbench-evaluate --cka outputs/<vit run> outputs/<cnn run>
 
 Loads the classifier and the data it was trained on from the checkpoint (as vitbench-predict does;
 a run folder's best checkpoint), runs each requested part (:data:`vitbench.evaluation.parts.PARTS`)
@@ -26,6 +27,7 @@ from vitbench.classification.predict import Classifier, pick_device, run_folder
 from vitbench.classification.predict import load_classifier as load_checkpoint
 from vitbench.classification.task import CLASSIFICATION
 from vitbench.data.datamodule import ImageDataModule
+from vitbench.evaluation.cka import compare_runs
 from vitbench.evaluation.context import Context, EvaluateError
 from vitbench.evaluation.parts import PARTS, check_parts
 from vitbench.evaluation.record import RECORD, Log, done_parts, log_to_wandb, read_record, write_part
@@ -129,8 +131,13 @@ def _parser() -> argparse.ArgumentParser:
         "results.json and W&B run, pictures into <run>/pictures/.",
     )
     parser.add_argument(
-        "path", type=Path, help="a run folder, a sweep folder (every finished run) or a .ckpt file"
+        "path", type=Path, nargs="?", help="a run folder, a sweep folder (every finished run) or a .ckpt file"
     )
+    parser.add_argument(
+        "--cka", nargs=2, type=Path, metavar=("RUN_A", "RUN_B"),
+        help="linear CKA between every stage of two runs of the same data: a heatmap and a JSON matrix "
+        "into RUN_A's pictures/, named after RUN_B (no PATH then)",
+    )  # fmt: skip
     parser.add_argument(
         "--parts", nargs="+", default=list(DEFAULT_PARTS), metavar="PART",
         help=f"the parts to run (default: {' '.join(DEFAULT_PARTS)}); known: {', '.join(PARTS)}; all: every one",
@@ -146,6 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     torch.set_float32_matmul_precision("high")  # as vitbench-train tests with (TF32 matmuls on a GPU)
     try:
+        if args.cka and args.path is not None:
+            raise EvaluateError(f"--cka takes its two runs alone: drop {args.path}.")
+        if args.cka:
+            run_a, run_b = (load_classifier(path) for path in args.cka)
+            print(compare_runs(run_a, run_b, args.seed, pick_device(args.device), args.data_root))
+            return 0
+        if args.path is None:
+            raise EvaluateError("give a run folder, a sweep folder or a .ckpt file (or --cka RUN_A RUN_B).")
         parts = check_parts(args.parts)
         jobs, sweep = find_jobs(args.path)
         if not sweep:

@@ -10,15 +10,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from vitbench.evaluation.adversarial import adversarial
 from vitbench.evaluation.calibration import calibration
 from vitbench.evaluation.context import Context, EvaluateError
 from vitbench.evaluation.corruption_part import corruptions
+from vitbench.evaluation.deployment import deployment
+from vitbench.evaluation.latency import latency
+from vitbench.evaluation.locality import locality
+from vitbench.evaluation.occlusion import occlusion
 
 Part = Callable[[Context], dict[str, float]]
 
 PARTS: dict[str, Part] = {
     "calibration": calibration,
     "corruptions": corruptions,
+    "adversarial": adversarial,
+    "locality": locality,
+    "occlusion": occlusion,
+    "latency": latency,
+    "deployment": deployment,
 }
 
 

@@ -12,6 +12,7 @@ This module imports neither torch nor any task: vitbench-compare reads it withou
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -76,11 +77,58 @@ class Curve:
 @dataclass(frozen=True)
 class Plot:
     """A PNG of the comparison, named `name`: the task's headline (mean ± std over seeds) of each
-    group against the record key `x`, or, when `x` is None, every run's validation curve."""
+    group against the record key `x`, or, when `x` is None, every run's validation curve; an
+    `optional` one (a profile's latency) only when some compared run holds `x`."""
 
     name: str
     x: str | None = None
     xlabel: str = ""
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class Table:
+    """One part of a profile (vitbench-evaluate's calibration, corruptions, ...) as vitbench-compare
+    shows it: a table of its own beside the headline, shown when some compared run holds its keys.
+
+    Attributes:
+        title: its heading ("Calibration").
+        metrics: its figures; those with a header are its columns. They join the task's metrics
+            (after those listed there), so a part is this one definition.
+        keys: a regular expression, matched whole, for the further record keys the part writes under
+            names not fixed in advance (``corruption_err_<name>_<severity>``): vitbench-compare keeps
+            them for results.csv and its plots; "" for none.
+    """
+
+    title: str
+    metrics: tuple[Metric, ...]
+    keys: str = ""
+
+
+@dataclass(frozen=True)
+class Series:
+    """A PNG of a family of record keys against the number in their names (error against severity),
+    one line per group of runs (mean over seeds), drawn when some compared run holds one of them.
+
+    Attributes:
+        name: the PNG's name.
+        keys: a regular expression matched whole against record keys, with a group ``x`` (the number
+            on the x axis) and optionally ``panel`` (one panel per value) and ``line`` (a line style
+            per value within a panel).
+        title, xlabel, ylabel: the figure's words.
+        x_scale, y_scale: from the number in the key and the record's value to the axes.
+        panels: (``panel`` value, the panel it joins) pairs; a panel's line is the mean over the values
+            that join it (corruptions into their family). A value not listed has a panel of its own.
+    """
+
+    name: str
+    keys: str
+    title: str
+    xlabel: str
+    ylabel: str
+    x_scale: float = 1.0
+    y_scale: float = 1.0
+    panels: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -102,6 +150,9 @@ class Task:
         sampling_keys: record keys that say how a run's headline was measured, each with the text
             that names a value shared by every run ("{} generated images"): runs that differ in one
             are never averaged together.
+        tables: the parts of a profile, each a table of its own in the comparison; their metrics
+            join `metrics` (after them) where not listed there.
+        series: the comparison's plots of record-key families (error against severity).
     """
 
     name: str
@@ -115,8 +166,13 @@ class Task:
     curve: Curve
     plots: tuple[Plot, ...]
     sampling_keys: dict[str, str] = field(default_factory=dict)
+    tables: tuple[Table, ...] = ()
+    series: tuple[Series, ...] = ()
 
     def __post_init__(self) -> None:
+        listed = {m.key for m in self.metrics}
+        joining = [m for t in self.tables for m in t.metrics if m.key not in listed]
+        object.__setattr__(self, "metrics", (*self.metrics, *joining))  # frozen: set once, here
         keys = [m.key for m in self.metrics]
         if len(set(keys)) != len(keys):
             raise ValueError(f"task {self.name}: a metric key is listed twice in {keys}.")
@@ -143,6 +199,11 @@ class Task:
 
     def metric(self, key: str) -> Metric | None:
         return next((m for m in self.metrics if m.key == key), None)
+
+    def is_family_key(self, key: str) -> bool:
+        """Whether `key` is one of the record keys a table's or a series' `keys` names."""
+        patterns = [t.keys for t in self.tables if t.keys] + [s.keys for s in self.series]
+        return any(re.fullmatch(pattern, key) for pattern in patterns)
 
 
 # An encoder's probe on frozen features, which vitbench-probe adds to any run's record (a MAE run
