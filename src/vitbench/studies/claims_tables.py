@@ -1,0 +1,195 @@
+"""The claims study's four tables and the sentences read from them (never written by hand).
+
+Each function takes the study's runs (:func:`vitbench.studies.cells.read_study`) and returns a
+:class:`Section`: markdown tables and a reading paragraph generated from the same numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from vitbench.studies.cells import fmt, mean_std, paired_differences
+
+
+class Metric(NamedTuple):
+    key: str
+    title: str
+    scale: float = 100.0  # 100: a fraction shown in percent (points for a difference)
+    higher_is_better: bool = True
+    digits: int = 2
+
+
+ROBUSTNESS = (
+    Metric("test_acc", "test acc (%)"),
+    Metric("ece_15", "ECE raw (%)", higher_is_better=False),
+    Metric("ece_15_scaled", "ECE scaled (%)", higher_is_better=False),
+    Metric("mce", "mCE (CNN = 100)", 1.0, False),
+    Metric("relative_mce", "relative mCE (CNN = 100)", 1.0, False),
+    Metric("effective_robustness", "effective robustness (points)"),
+    Metric("occlusion_acc_aligned_zero_50", "acc, 50 % occluded, aligned (%)"),
+    Metric("occlusion_acc_misaligned_zero_50", "acc, 50 % occluded, misaligned (%)"),
+    Metric("pgd_acc_4", "PGD-20 acc, ε 4/255 (%)"),
+)
+LOCALITY = (
+    Metric("test_acc", "test acc (%)"),
+    Metric("attn_dist_first", "attention distance, first block", 1.0),
+    Metric("attn_dist_last", "attention distance, last block", 1.0),
+    Metric("attn_dist_uniform", "uniform attention's distance", 1.0),
+    Metric("erf50_last", "ERF 50 %, last stage", 1.0),
+    Metric("erf90_last", "ERF 90 %, last stage", 1.0),
+)
+DEPLOYMENT = (
+    Metric("params", "params (M)", 1e-6),
+    Metric("gflops", "GFLOPs", 1.0, digits=4),
+    Metric("test_acc", "test acc (%)"),
+    *(
+        Metric(f"latency_ms_{rt}_t{t}", f"{name}, {t} thread{'s' * (t > 1)} (ms)", 1.0, False)
+        for rt, name in (("eager", "eager"), ("ort_fp32", "ORT fp32"), ("ort_int8", "ORT int8"))
+        for t in (1, 2)
+    ),
+    Metric("int8_acc", "int8 acc (%)"),
+)
+
+
+class Section(NamedTuple):
+    tables: list[str]
+    reading: str
+
+
+def markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join([*lines, *("| " + " | ".join(r) + " |" for r in rows)])
+
+
+def _present(runs: pd.DataFrame, metrics: Sequence[Metric]) -> list[Metric]:
+    return [m for m in metrics if m.key in runs and runs[m.key].notna().any()]
+
+
+def summary_table(runs: pd.DataFrame, metrics: Sequence[Metric], first: str = "row") -> str:
+    """A row per study row: each metric's mean ± std over its runs."""
+    metrics = _present(runs, metrics)
+    rows = []
+    for row, group in runs.groupby("row", sort=False):
+        rows.append([str(row), str(group["seed"].nunique())])
+        rows[-1] += [fmt(*mean_std(group[m.key].tolist()), m.scale, m.digits) for m in metrics]
+    return markdown([first, "seeds", *(m.title for m in metrics)], rows)
+
+
+def difference_table(runs: pd.DataFrame, metrics: Sequence[Metric], reference: str) -> str:
+    """A row per study row: each metric minus the reference row's of the same seed, mean ± std."""
+    metrics = _present(runs, metrics)
+    diffs = {m.key: paired_differences(runs, m.key, reference) for m in metrics}
+    rows = [
+        [row, *(fmt(*mean_std(diffs[m.key].get(row, [])), m.scale, m.digits) for m in metrics)]
+        for row in dict.fromkeys(runs["row"])
+        if row != reference
+    ]
+    return markdown([f"row minus {reference}, paired by seed", *(m.title for m in metrics)], rows)
+
+
+def compare_sentence(runs: pd.DataFrame, metric: Metric, row: str, reference: str = "cnn") -> str:
+    """`row`'s metric beside the reference's, with the paired difference and whether it exceeds its
+    spread over seeds (more than twice its std: "clearly"; else "within the spread of seeds")."""
+    if metric.key not in runs:
+        return ""
+    ours = mean_std(runs.loc[runs["row"] == row, metric.key].tolist())
+    theirs = mean_std(runs.loc[runs["row"] == reference, metric.key].tolist())
+    diff = mean_std(paired_differences(runs, metric.key, reference).get(row, []))
+    if ours[2] == 0 or theirs[2] == 0 or diff[2] == 0:
+        return ""
+    head = f"{row}'s {metric.title} is {fmt(*ours, metric.scale)}"
+    pairs = f"paired difference {fmt(*diff, metric.scale)} over {diff[2]} seed{'s' * (diff[2] > 1)}"
+    if round(diff[0] * metric.scale, 2) == 0:  # level at the precision the tables print
+        return f"{head}, level with {reference}'s {fmt(*theirs, metric.scale)} ({pairs})."
+    side = "above" if diff[0] > 0 else "below"
+    better = (diff[0] > 0) == metric.higher_is_better
+    if diff[2] == 1:
+        sure = "one seed, no spread to judge it by yet:"
+    else:
+        sure = "clearly" if abs(diff[0]) > 2 * diff[1] else "within the spread of seeds,"
+    return (
+        f"{head}, {side} {reference}'s {fmt(*theirs, metric.scale)} ({pairs}: {sure} "
+        f"{'better' if better else 'worse'})."
+    )
+
+
+def robustness_section(runs: pd.DataFrame) -> Section:
+    """Question 1: every row of the recipe at 3 seeds, beside the CNN of the same seed."""
+    if runs.empty:
+        return Section([], "No run of this question has finished yet.")
+    tables = [summary_table(runs, ROBUSTNESS), difference_table(runs, ROBUSTNESS, "cnn")]
+    sentences = [
+        compare_sentence(runs, m, row)
+        for row in ("vit", "deit", "vit_mae")
+        for m in ROBUSTNESS
+        if m.key in ("relative_mce", "effective_robustness", "ece_15_scaled", "occlusion_acc_misaligned_zero_50", "pgd_acc_4")
+    ]  # fmt: skip
+    return Section(tables, " ".join(s for s in sentences if s))
+
+
+def locality_section(runs: pd.DataFrame) -> Section:
+    """Question 2: a row per (row, label count), the attention distances and receptive fields."""
+    if runs.empty:
+        return Section([], "No run of this question has finished yet.")
+    metrics = _present(runs, LOCALITY)
+    rows = []
+    for (row, labels), group in runs.groupby(["row", "labels"], sort=True):
+        cells = [fmt(*mean_std(group[m.key].tolist()), m.scale, 3 if m.scale == 1 else 2) for m in metrics]
+        rows.append([str(row), f"{int(labels):,}", str(group["seed"].nunique()), *cells])
+    table = markdown(["row", "labels", "seeds", *(m.title for m in metrics)], rows)
+    sentences = []
+    for row in ("vit", "vit_mae"):
+        part = runs[(runs["row"] == row) & runs.get("attn_dist_first", pd.Series(dtype=float)).notna()]
+        if part.empty or part["labels"].nunique() < 2:
+            continue
+        lo, hi = part["labels"].min(), part["labels"].max()
+        first = {n: mean_std(part.loc[part["labels"] == n, "attn_dist_first"].tolist()) for n in (lo, hi)}
+        uniform = float(part["attn_dist_uniform"].mean()) if "attn_dist_uniform" in part else float("nan")
+        change = round(first[hi][0], 3) - round(first[lo][0], 3)
+        trend = "falls" if change < 0 else "rises" if change > 0 else "stays level"
+        sentences.append(
+            f"{row}'s first-block attention distance {trend} from {fmt(*first[lo], 1, 3)} at {int(lo):,} labels "
+            f"to {fmt(*first[hi], 1, 3)} at {int(hi):,} (uniform attention: {uniform:.3f}; a fraction of the image side)."
+        )
+    if "erf50_last" in runs:
+        for row in ("cnn", "vit"):
+            erf = mean_std(runs.loc[runs["row"] == row, "erf50_last"].tolist())
+            if erf[2]:
+                sentences.append(
+                    f"{row}'s last-stage ERF (50 % of the gradient mass) is {fmt(*erf, 1, 3)} over all label counts."
+                )
+    return Section([table], " ".join(sentences) or "The locality part has not run yet.")
+
+
+def deployment_section(runs: pd.DataFrame) -> Section:
+    """Question 3: the five variants of question 1 at seed 0."""
+    if runs.empty:
+        return Section([], "No run of this question has finished yet.")
+    table = summary_table(runs, DEPLOYMENT)
+    sentences = []
+    for other in ("vit", "deit"):
+        eff, ref = runs[runs["row"] == "efficientvit"], runs[runs["row"] == other]
+        if eff.empty or ref.empty:
+            continue
+        flops = float(ref["gflops"].iloc[0]) / float(eff["gflops"].iloc[0])
+        for key, name in (
+            ("latency_ms_eager_t1", "eager PyTorch"),
+            ("latency_ms_ort_fp32_t1", "ONNX Runtime fp32"),
+        ):
+            if key in runs and pd.notna(eff[key].iloc[0]) and pd.notna(ref[key].iloc[0]):
+                speed = float(ref[key].iloc[0]) / float(eff[key].iloc[0])
+                verdict = "survives" if speed > 1 else "does not survive"
+                sentences.append(
+                    f"EfficientViT has {flops:.1f}x fewer FLOPs than {other}; at batch 1 on 1 thread in {name} it "
+                    f"runs {speed:.2f}x {'faster' if speed > 1 else 'as fast'}: its FLOP advantage {verdict}."
+                )
+    return Section([table], " ".join(sentences) or "The deployment part has not run yet.")
+
+
+def bootstrap_interval(values: Sequence[float]) -> str:
+    lo, mid, hi = np.percentile(np.asarray(values, dtype=float), [16, 50, 84])
+    return f"{mid:.3f} [{lo:.3f}, {hi:.3f}]"
