@@ -3,18 +3,10 @@ writes it to docs/results/<study>/machine.md beside its comparison)."""
 
 import datetime
 import os
-import platform
 
 import torch
 
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
-
+from vitbench.run.machine import cpu_name
 
 gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
 print(

@@ -15,6 +15,7 @@ from vitbench.evaluation.evaluate import main
 from vitbench.evaluation.parts import PARTS
 from vitbench.evaluation.record import wandb_settings
 from vitbench.pretraining import MAEModule
+from vitbench.run.machine import cpu_name
 from vitbench.run.results import RECORD_FORMAT
 
 KEYS = ["ece_15", "ece_15_scaled", "ece_100", "ece_100_scaled", "nll", "nll_scaled", "brier", "brier_scaled",
@@ -39,6 +40,7 @@ def test_a_run_is_profiled_into_its_record_and_pictures_then_skipped(run, capsys
     assert details["keys"] == KEYS and details["seed"] == 0
     assert details["pictures"] == ["pictures/reliability.png"]
     assert details["checkpoint"].startswith("checkpoints/best-")
+    assert details["device"] == f"cpu ({cpu_name()})" and details["threads"] == torch.get_num_threads()
     assert (run / "pictures" / "reliability.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "W&B: the run has none" in capsys.readouterr().out
 

@@ -32,6 +32,7 @@ from vitbench.evaluation.context import Context, EvaluateError
 from vitbench.evaluation.parts import PARTS, check_parts
 from vitbench.evaluation.record import RECORD, Log, done_parts, log_to_wandb, read_record, write_part
 from vitbench.run.checkpoints import find_checkpoint, read_checkpoint
+from vitbench.run.machine import cpu_name
 
 DEFAULT_PARTS = ("calibration",)
 
@@ -42,6 +43,13 @@ def profile_after_training(folder: Path, parts: list[str], log: Log) -> None:
     ``vitbench-evaluate`` call's), logged through the run's own W&B run."""
     args = argparse.Namespace(redo=False, seed=0, data_root=None, device="auto")
     evaluate_run(folder, check_parts(parts), args, log)
+
+
+def describe_device(device: torch.device) -> str:
+    """``cpu (AMD EPYC 7B13)`` or ``cuda (NVIDIA H200)``: the device type and its model."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"{device.type} ({cpu_name()})"
 
 
 def find_jobs(path: Path) -> tuple[list[Path], bool]:
@@ -113,6 +121,9 @@ def evaluate_run(path: Path, parts: list[str], args: argparse.Namespace, log: Lo
                 "checkpoint": str(classifier.checkpoint.resolve().relative_to(folder.resolve())),
                 "seed": args.seed,
                 "seconds": seconds,
+                # Where it ran: a latency is read with these (the latency parts set their own threads).
+                "device": describe_device(context.device),
+                "threads": torch.get_num_threads(),
                 "pictures": sorted(str(p.relative_to(folder)) for p in pictures),
             }
             write_part(results, part, figures, details)

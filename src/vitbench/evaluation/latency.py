@@ -15,12 +15,10 @@ threads, batch, runtime and precision of each bar.
 from __future__ import annotations
 
 import copy
-import platform
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -30,6 +28,7 @@ from torch import Tensor
 from vitbench.classification.predict import Classifier
 from vitbench.data.augment import normalize
 from vitbench.run.drawing import GAP, font, text_width
+from vitbench.run.machine import cpu_name
 
 if TYPE_CHECKING:
     from vitbench.evaluation.context import Context
@@ -58,16 +57,6 @@ def torch_threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def cpu_name() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def cpu_classifier(context: Context) -> Classifier:

@@ -14,14 +14,13 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from vitbench.run.machine import cpu_line
 from vitbench.studies.cells import read_study
 from vitbench.studies.claims_plots import deployment_plots, locality_plots, robustness_plots, size_plots
 from vitbench.studies.claims_size import size_cells, size_section
@@ -51,20 +50,6 @@ COMMANDS = {
     "vitbench-train -m experiment=claims_labels model=cnn 'model.net.channels=[C,2C,4C,8C]' data.train_subset=N seed=S "
     "ckpt_path=last hydra.sweep.dir=STUDY/size/cnn_wW hydra.sweep.subdir=nN-sS",
 }
-
-
-def machine() -> str:
-    """The CPU's name and core count, and the accelerator torch would not be asked about (torch-free)."""
-    name = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        models = [
-            ln.split(":", 1)[1].strip()
-            for ln in cpuinfo.read_text().splitlines()
-            if ln.startswith("model name")
-        ]
-        name = models[0] if models else name
-    return f"{name}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
 
 
 def cka_matrices(runs: pd.DataFrame, assets: Path) -> tuple[str, list[str]]:
@@ -140,7 +125,7 @@ def write_page(study: Path, out: Path, samples: int = 1000) -> Path:
         "",
         f"Written {datetime.date.today()} by `python -m vitbench.studies.claims {study} --out {out}` from "
         f"{len(runs)} finished runs" + (f" (finished {finished.min():%Y-%m-%d %H:%M} to {finished.max():%Y-%m-%d %H:%M})" if len(runs) else "")
-        + f", on {machine()}. Every run's command, steps, wall time and profile time: [`runs.csv`]({rel}/runs.csv). "
+        + f", on {cpu_line()}. Every run's command, steps, wall time and profile time: [`runs.csv`]({rel}/runs.csv). "
         "Means ± sample std over seeds; differences are paired by seed (and label count).",
         "",
         "**Budget.** About four hours of this 2-core machine for the whole study, planned from run times measured "
