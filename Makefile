@@ -80,6 +80,7 @@ profile: setup  ## Profile make compare's five runs in full (vitbench-evaluate -
 	$(BIN)/vitbench-evaluate teachers/quickstart/run --parts all
 	$(BIN)/vitbench-evaluate $(PROFILE) --parts all
 	$(BIN)/vitbench-compare teachers/quickstart/run $(PROFILE) --out $(PROFILE)/report
+	$(call publish,$(PROFILE)/report,profile)
 
 GENERATE := multirun/generate/$(NOW)
 generate: quickstart-cnn  ## Denoising: JiT and DiT on Fashion-MNIST, samples, FID in the CNN's features; the table
