@@ -4,6 +4,7 @@ make target's commands (they compose with Hydra, every cell has its own resumabl
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -146,12 +147,15 @@ def test_the_size_section_says_which_exponent_is_larger(tmp_path):
 @pytest.fixture(scope="module")
 def make_lines(tmp_path_factory) -> list[str]:
     study = tmp_path_factory.mktemp("claims")
+    # Under `make test` this make is a sub-make: without the parent's flags and its directory lines.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     out = subprocess.run(
-        ["make", "-n", "claims-study", f"CSTUDY={study}"],
+        ["make", "-n", "--no-print-directory", "claims-study", f"CSTUDY={study}"],
         cwd=REPO,
         capture_output=True,
         text=True,
         check=True,
+        env=env,
     )
     return [line.strip() for line in out.stdout.splitlines()]
 
