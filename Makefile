@@ -168,7 +168,7 @@ pretrain-study: setup  ## Does pretraining cure the ViT's data hunger? MAE/JiT p
 #     between the ViT and the CNN at the smallest and the largest count.
 #  4. size/<row>/n<labels>-s<seed>: the ViT at widths 64 and 256 (128: labels/vit) and the CNN with its
 #     channels scaled to the ViT's parameters (0.205 / 0.81 / 3.2 M) at $(CLAIMS_SIZE_LABELS) labels.
-#  The page is written again after each seed (python -m vitbench.studies.claims, from the records).
+#  The page is written again after each question of each seed (python -m vitbench.studies.claims, from the records).
 # Budget: about 4 h of this 2-core machine, idle (estimated 4.1 h). Minutes from runs measured here on the
 # idle machine (README: make compare, the pretraining study), the widths scaled by their forward FLOPs (a
 # timing of each width under this session's load average of 12 was all noise); the profile from issue 26's
@@ -216,14 +216,17 @@ define claims_size
 	)$(foreach c,$(CLAIMS_CNN_WIDTHS),$(call claims_train,$(1)) experiment=claims_labels data.train_subset=$(n) model=cnn 'model.net.channels=[$(subst -,$(claims_comma),$(word 2,$(subst :, ,$(c))))]' hydra.sweep.dir=$(CSTUDY)/size/cnn_w$(word 1,$(subst :, ,$(c))) hydra.sweep.subdir=n$(n)-s$(1) $(ARGS)
 	))
 endef
+claims_page = $(BIN)/python -m vitbench.studies.claims $(CSTUDY) --out $(CLAIMS_PAGE)
 define claims_seed
 	@echo "== claims-study: seed $(1)"
 	$(call claims_recipe,$(1))
 	$(if $(filter 0,$(1)),$(foreach m,cnn vit deit swin efficientvit,$(BIN)/vitbench-evaluate $(CSTUDY)/recipe/$(m)/s0 --parts deployment
 	))
+	$(claims_page)
 	$(if $(filter $(1),$(CLAIMS_LABEL_SEEDS)),$(call claims_labels,$(1))
+	$(claims_page)
 	$(call claims_size,$(1)))
-	$(BIN)/python -m vitbench.studies.claims $(CSTUDY) --out $(CLAIMS_PAGE)
+	$(claims_page)
 
 endef
 .PHONY: claims-study
