@@ -83,6 +83,17 @@ def test_mce_relative_to_the_cnn_of_the_same_seed(recipe):
     assert runs["effective_robustness"].tolist() == pytest.approx([0, 0, 0, 0], abs=1e-9)
 
 
+def test_one_seed_is_read_as_one_seed(recipe):
+    from vitbench.studies.claims_tables import ROBUSTNESS, compare_sentence
+
+    runs = read_study(recipe)
+    ece = next(m for m in ROBUSTNESS if m.key == "ece_15_scaled")
+    assert compare_sentence(runs[runs["seed"] == 0], ece, "vit") == (
+        "vit's ECE scaled (%) is 5.00, above cnn's 2.00 (paired difference 3.00 over 1 seed: worse on this "
+        "one seed, with no spread to judge it by yet)."
+    )
+
+
 def test_the_page_prints_the_figures_and_its_runs_csv(recipe, tmp_path):
     page = write_page(recipe, tmp_path / "docs" / "claims-study.md", samples=20)
     text = page.read_text()

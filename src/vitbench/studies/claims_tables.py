@@ -107,14 +107,12 @@ def compare_sentence(runs: pd.DataFrame, metric: Metric, row: str, reference: st
         return f"{head}, level with {reference}'s {fmt(*theirs, metric.scale)} ({pairs})."
     side = "above" if diff[0] > 0 else "below"
     better = (diff[0] > 0) == metric.higher_is_better
+    word = "better" if better else "worse"
     if diff[2] == 1:
-        sure = "one seed, no spread to judge it by yet:"
+        verdict = f"{word} on this one seed, with no spread to judge it by yet"
     else:
-        sure = "clearly" if abs(diff[0]) > 2 * diff[1] else "within the spread of seeds,"
-    return (
-        f"{head}, {side} {reference}'s {fmt(*theirs, metric.scale)} ({pairs}: {sure} "
-        f"{'better' if better else 'worse'})."
-    )
+        verdict = f"clearly {word}" if abs(diff[0]) > 2 * diff[1] else f"within the spread of seeds, {word}"
+    return f"{head}, {side} {reference}'s {fmt(*theirs, metric.scale)} ({pairs}: {verdict})."
 
 
 def robustness_section(runs: pd.DataFrame) -> Section:
