@@ -3,18 +3,12 @@ comparison; a script added to a copy of the page reports what the browser sees."
 
 from __future__ import annotations
 
-import json
-import re
-import shutil
-import subprocess
-
 import pytest
 from fake_runs import STUDY_ACC, STUDY_SIZES, write_study
 
+from browser import CHROMIUM, seen_in_chromium
 from vitbench.compare import find_runs, load_records, write_report
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-# `make test` installs it where apt is there (the Makefile's browser target).
 # A browser start: in `make test-slow`, which installs chromium first (the Makefile's browser target).
 pytestmark = [
     pytest.mark.slow,
@@ -45,18 +39,7 @@ def test_every_image_loads_and_the_table_has_a_row_per_model_on_a_laptop_screen(
     root = tmp_path / "sweep"
     write_study(root)
     report = write_report(load_records(find_runs(root)), tmp_path / "report")["report_html"]
-    page = report.with_name("probe.html")
-    page.write_text(report.read_text().replace("</body>", PROBE + "\n</body>"))
-    proc = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-         "--disable-background-networking", "--no-first-run", "--disable-extensions",
-         f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1366,768", "--virtual-time-budget=10000",
-         "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    found = re.search(r'<pre id="probe">(.*?)</pre>', proc.stdout, re.S)
-    assert found, f"the page's probe never ran: {proc.stderr[-2000:]}"
-    seen = json.loads(found.group(1).replace("&quot;", '"'))
+    seen = seen_in_chromium(report, PROBE, tmp_path / "profile")
     plots = 3 + 2  # the classification plots, test accuracy and its gap against the size
     pictures = 3 * 2 + 3 * 3  # per group of the table: the CNN's two, the ViT's three
     assert seen["images"] == plots + pictures

@@ -4,7 +4,7 @@ and every image in it decoded."""
 
 from __future__ import annotations
 
-import json
+import os
 import re
 import shutil
 import subprocess
@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from browser import CHROMIUM, seen_in_chromium
+
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 MKDOCS = shutil.which("mkdocs", path=str(ROOT / ".venv" / "bin")) or shutil.which("mkdocs")
 pytestmark = [
     pytest.mark.slow,  # the build alone takes about a minute (the API pages read every module)
@@ -70,21 +71,6 @@ def nav_pages(site: Path) -> list[Path]:
     return pages
 
 
-def seen_in_chromium(page: Path, profile: Path) -> dict:
-    probe = page.with_name(page.stem + ".probe.html")
-    probe.write_text(page.read_text().replace("</body>", PROBE + "\n</body>"))
-    proc = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-         "--disable-background-networking", "--no-first-run", "--disable-extensions",
-         "--allow-file-access-from-files", f"--user-data-dir={profile}", "--window-size=1366,768",
-         "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    found = re.search(r'<pre id="probe">(.*?)</pre>', proc.stdout, re.S)
-    assert found, f"{page}: the page's probe never ran: {proc.stderr[-500:]}"
-    return json.loads(found.group(1).replace("&quot;", '"'))
-
-
 def test_every_page_of_the_navigation_is_filled_and_its_images_load(tmp_path):
     site = tmp_path / "site"
     build = subprocess.run(
@@ -93,7 +79,7 @@ def test_every_page_of_the_navigation_is_filled_and_its_images_load(tmp_path):
         capture_output=True,
         text=True,
         timeout=900,
-        env={**__import__("os").environ, "NO_MKDOCS_2_WARNING": "1"},
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
     )
     assert build.returncode == 0, build.stderr[-3000:]
     pages = nav_pages(site)
@@ -101,7 +87,7 @@ def test_every_page_of_the_navigation_is_filled_and_its_images_load(tmp_path):
     assert len(pages) >= 33
     problems = {}
     for page in pages:
-        seen = seen_in_chromium(page, tmp_path / "profile")
+        seen = seen_in_chromium(page, PROBE, tmp_path / "profile")
         if seen["broken"] or seen["words"] < 40:
             problems[str(page.relative_to(site))] = seen
     assert problems == {}
