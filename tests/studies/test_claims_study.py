@@ -152,6 +152,8 @@ def test_the_size_section_says_which_exponent_is_larger(tmp_path):
     )
     assert "At 7,400 labels the ViT's exponent b = 0.450 exceeds the CNN's 0.250" in section.reading
     assert "the ViT's error is above the CNN's at every width" in section.reading
+    page = write_page(study, tmp_path / "claims-study.md", samples=5).read_text()
+    assert "# cnn_w14: CHANNELS = [14,28,56,112]\n# cnn_w26: CHANNELS = [26,52,104,208]\n" in page
 
 
 # The make target: its commands as `make -n` prints them for a study folder in tmp.

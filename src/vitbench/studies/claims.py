@@ -47,9 +47,21 @@ COMMANDS = {
     "deployment": "vitbench-evaluate STUDY/recipe/ROW/s0 --parts deployment",
     "size": "vitbench-train -m experiment=claims_labels model=vit model.net.embed_dim=64|256 data.train_subset=N seed=S "
     "ckpt_path=last hydra.sweep.dir=STUDY/size/vit_wW hydra.sweep.subdir=nN-sS\n"
-    "vitbench-train -m experiment=claims_labels model=cnn 'model.net.channels=[C,2C,4C,8C]' data.train_subset=N seed=S "
+    "vitbench-train -m experiment=claims_labels model=cnn 'model.net.channels=[CHANNELS]' data.train_subset=N seed=S "
     "ckpt_path=last hydra.sweep.dir=STUDY/size/cnn_wW hydra.sweep.subdir=nN-sS",
 }
+
+
+def cnn_channels(runs: pd.DataFrame) -> str:
+    """The size question's CNN channels per row, as its runs were given them (the Makefile's
+    CLAIMS_CNN_WIDTHS): one `# row: [channels]` line each, for the command block."""
+    cnn = runs[(runs["question"] == "size") & (runs["model"] == "cnn")] if not runs.empty else runs
+    found = {}
+    for _, run in cnn.sort_values("width").iterrows():
+        for item in str(run["command"]).split():
+            if item.strip("'").startswith("model.net.channels="):
+                found.setdefault(str(run["row"]), item.strip("'").partition("=")[2])
+    return "".join(f"\n# {row}: CHANNELS = {channels}" for row, channels in found.items())
 
 
 def cka_matrices(runs: pd.DataFrame, assets: Path) -> tuple[str, list[str]]:
@@ -149,7 +161,7 @@ def write_page(study: Path, out: Path, samples: int = 1000) -> Path:
                 (locality_plots(labels, assets) if not labels.empty else []) + cka_pictures, rel),
         section("3. Deployment: batch-1 latency against FLOPs and accuracy (seed 0)", COMMANDS["deployment"],
                 deployment_section(deploy), deployment_plots(deploy, assets) if not deploy.empty else [], rel),
-        section("4. Size: error against parameters and training FLOPs", COMMANDS["size"], size,
+        section("4. Size: error against parameters and training FLOPs", COMMANDS["size"] + cnn_channels(runs), size,
                 size_plots(size_cells(runs), fits, assets) if not runs.empty else [], rel),
     ]  # fmt: skip
     text = "\n".join(header) + "\n" + "\n".join(parts)
