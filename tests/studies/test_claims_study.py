@@ -98,6 +98,7 @@ def test_the_page_prints_the_figures_and_its_runs_csv(recipe, tmp_path):
     page = write_page(recipe, tmp_path / "docs" / "claims-study.md", samples=20)
     text = page.read_text()
     assert "| vit | 2 | 85.00 ± 0.00 | 4.00 ± 1.41 | 150.00 ± 0.00 | 100.00 ± 0.00 |" in text
+    assert "| 1000 ± 0 | 2.0 ± 0.0 |\n" in text  # each result's steps and wall time beside it
     assert (
         "| vit | -5.00 ± 0.00 | 1.00 ± 2.83 | 50.00 ± 0.00 | 0.00 ± 0.00 |" in text
     )  # minus the CNN, paired

@@ -144,7 +144,7 @@ def write_page(study: Path, out: Path, samples: int = 1000) -> Path:
         "here on the idle machine (the Makefile's `claims-study` block gives each cell's): question 1 about 85 "
         "min (18 runs, their profile, MAE's pretraining once), question 2 about 60, question 3 about 5, question "
         "4 about 95 (its widest ViT, 0.11 forward GFLOPs, is most of it). To fit, question 1 trains at `make "
-        "compare`'s length (2 epochs of batch 128, 856 steps) instead of the 4-epoch CPU default (+30 min); "
+        "compare`'s length (2 epochs of batch 128, 858 steps) instead of the 4-epoch CPU default (+30 min); "
         "questions 2 and 4 take the pretraining study's step budget (1,000 steps up to 7,400 labels, 2,000 at "
         "55,000, early stopping in its last quarter), and question 4's CPU-width ViT is question 2's run. The "
         "seeds are the issue's (3, 2, 2). What the budget bounds is the steps: every figure is at these "

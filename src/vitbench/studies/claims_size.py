@@ -58,10 +58,12 @@ def size_table(cells: pd.DataFrame) -> str:
     for (arch, labels, width), group in cells.groupby(["model", "labels", "width"], sort=True):
         rows.append([
             str(arch), f"{int(labels):,}", str(int(width)), f"{group['params'].mean() / 1e6:.3f}",
-            f"{group['train_tflop'].mean():.1f}", f"{group['steps'].mean():,.0f}", str(group["seed"].nunique()),
+            f"{group['train_tflop'].mean():.1f}", f"{group['steps'].mean():,.0f}",
+            f"{group['wall_time_min'].mean():.1f}", str(group["seed"].nunique()),
             fmt(*mean_std(group["error"].tolist()), 100),
         ])  # fmt: skip
-    header = ["arch", "labels", "width", "params (M)", "training TFLOP", "steps", "seeds", "test error (%)"]
+    header = ["arch", "labels", "width", "params (M)", "training TFLOP", "steps", "wall time (min)", "seeds",
+              "test error (%)"]  # fmt: skip
     return markdown(header, rows)
 
 

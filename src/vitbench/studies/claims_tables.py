@@ -36,11 +36,16 @@ ROBUSTNESS = (
 )
 LOCALITY = (
     Metric("test_acc", "test acc (%)"),
-    Metric("attn_dist_first", "attention distance, first block", 1.0),
-    Metric("attn_dist_last", "attention distance, last block", 1.0),
-    Metric("attn_dist_uniform", "uniform attention's distance", 1.0),
-    Metric("erf50_last", "ERF 50 %, last stage", 1.0),
-    Metric("erf90_last", "ERF 90 %, last stage", 1.0),
+    Metric("attn_dist_first", "attention distance, first block", 1.0, digits=3),
+    Metric("attn_dist_last", "attention distance, last block", 1.0, digits=3),
+    Metric("attn_dist_uniform", "uniform attention's distance", 1.0, digits=3),
+    Metric("erf50_last", "ERF 50 %, last stage", 1.0, digits=3),
+    Metric("erf90_last", "ERF 90 %, last stage", 1.0, digits=3),
+)
+# What each result cost, beside it (runs.csv has every run's): its optimizer steps and training wall time.
+COST = (
+    Metric("steps", "steps", 1.0, digits=0),
+    Metric("wall_time_min", "wall time (min)", 1.0, higher_is_better=False, digits=1),
 )
 DEPLOYMENT = (
     Metric("params", "params (M)", 1e-6),
@@ -70,8 +75,8 @@ def _present(runs: pd.DataFrame, metrics: Sequence[Metric]) -> list[Metric]:
 
 
 def summary_table(runs: pd.DataFrame, metrics: Sequence[Metric], first: str = "row") -> str:
-    """A row per study row: each metric's mean ± std over its runs."""
-    metrics = _present(runs, metrics)
+    """A row per study row: each metric's mean ± std over its runs, then what the runs cost."""
+    metrics = _present(runs, [*metrics, *COST])
     rows = []
     for row, group in runs.groupby("row", sort=False):
         rows.append([str(row), str(group["seed"].nunique())])
@@ -133,10 +138,10 @@ def locality_section(runs: pd.DataFrame) -> Section:
     """Question 2: a row per (row, label count), the attention distances and receptive fields."""
     if runs.empty:
         return Section([], "No run of this question has finished yet.")
-    metrics = _present(runs, LOCALITY)
+    metrics = _present(runs, [*LOCALITY, *COST])
     rows = []
     for (row, labels), group in runs.groupby(["row", "labels"], sort=True):
-        cells = [fmt(*mean_std(group[m.key].tolist()), m.scale, 3 if m.scale == 1 else 2) for m in metrics]
+        cells = [fmt(*mean_std(group[m.key].tolist()), m.scale, m.digits) for m in metrics]
         rows.append([str(row), f"{int(labels):,}", str(group["seed"].nunique()), *cells])
     table = markdown(["row", "labels", "seeds", *(m.title for m in metrics)], rows)
     sentences = []
