@@ -83,6 +83,13 @@ def test_mce_relative_to_the_cnn_of_the_same_seed(recipe):
     assert runs["effective_robustness"].tolist() == pytest.approx([0, 0, 0, 0], abs=1e-9)
 
 
+def test_a_cell_whose_seeds_took_very_different_times_is_named(recipe, tmp_path):
+    record = recipe / "recipe" / "vit" / "s1" / "results.json"
+    record.write_text(record.read_text().replace('"wall_time_s": 120.0', '"wall_time_s": 420.0'))
+    page = write_page(recipe, tmp_path / "claims-study.md", samples=5).read_text()
+    assert "The same cell's wall time differs up to 3.5x between its seeds (recipe/vit)" in page
+
+
 def test_one_seed_is_read_as_one_seed(recipe):
     from vitbench.studies.claims_tables import ROBUSTNESS, compare_sentence
 

@@ -110,6 +110,22 @@ def cost_table(runs: pd.DataFrame) -> str:
     return markdown(["folder", "runs", "training wall time (min)", "profile time (min)", "steps"], rows)
 
 
+def wall_time_spread(runs: pd.DataFrame) -> str:
+    """A sentence when the same cell (question, row, label count, width) took very different wall times
+    over its seeds: the runs shared the machine at times, and their steps are the comparable cost."""
+    cells = runs.groupby(["question", "row", "labels", "width"], dropna=False)["wall_time_min"]
+    ratio = (cells.max() / cells.min()).dropna()
+    if ratio.empty or ratio.max() < 1.5:
+        return ""
+    question, row, labels, _ = ratio.idxmax()
+    where = f"{question}/{row}" + (f" at {int(labels):,} labels" if pd.notna(labels) else "")
+    return (
+        f"The same cell's wall time differs up to {ratio.max():.1f}x between its seeds ({where}): runs that "
+        "shared the machine with other work took longer, so wall times are upper bounds and steps the "
+        "comparable cost."
+    )
+
+
 def write_page(study: Path, out: Path, samples: int = 1000) -> Path:
     """Write `out` (markdown) and `out`'s folder of plots and runs.csv from the runs below `study`."""
     assets = out.with_suffix("")
@@ -152,6 +168,8 @@ def write_page(study: Path, out: Path, samples: int = 1000) -> Path:
         "its CNN by at most 1.3). What the runs below cost, from their records:",
         "",
         cost_table(runs) if not runs.empty else "",
+        "",
+        wall_time_spread(runs) if not runs.empty else "",
         "",
     ]  # fmt: skip
     parts = [
