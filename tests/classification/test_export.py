@@ -11,8 +11,9 @@ import pytest
 import timm
 import torch
 
+from vitbench.classification.classifier import load_classifier, predict
 from vitbench.classification.export import main
-from vitbench.classification.predict import load_classifier, predict, read_split
+from vitbench.classification.predict import read_split
 from vitbench.data.augment import normalize
 
 RUN = (

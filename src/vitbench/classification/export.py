@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from vitbench.classification import pretrained
-from vitbench.classification.predict import Classifier, load_classifier
+from vitbench.classification.classifier import Classifier, load_classifier
 from vitbench.data.datamodule import ImageDataModule
 from vitbench.run.checkpoints import run_command_parser
 from vitbench.run.outpath import output_folder
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         written = export(args.checkpoint, args.out, args.onnx)
-    except (ValueError, OSError) as err:  # ExportError, PredictError, CheckpointError, a bad --out
+    except (ValueError, OSError) as err:  # ExportError, ClassifierError, CheckpointError, a bad --out
         print(f"vitbench-export: {err}", file=sys.stderr)
         return 2
     for path in written:

@@ -17,48 +17,27 @@ import csv
 import re
 import sys
 from collections import Counter
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 from PIL import Image
 from torch import Tensor
 from torchvision.transforms.v2 import functional as TF
 
-from vitbench.data.augment import normalize
+from vitbench.classification.classifier import load_classifier, pick_device, predict, run_folder
 from vitbench.data.datamodule import ImageDataModule
-from vitbench.run.checkpoints import CHECKPOINT_DIR, find_checkpoint, read_checkpoint, run_command_parser
+from vitbench.run.checkpoints import run_command_parser
 from vitbench.run.files import atomic_path
 from vitbench.run.outpath import output_file
 
 # 8-bit modes that PIL converts to greyscale (L) or RGB without losing the pixel scale; 16- and
 # 32-bit ones (I;16, I, F) would be clipped to 0..255, so they are refused instead.
 CONVERTIBLE_MODES = {"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr"}
-# Lightning's mixed precisions run the forward pass under autocast; a run's test accuracy is
-# reproduced only when the prediction does the same.
-AUTOCAST = {
-    "bf16-mixed": torch.bfloat16,
-    "bf16": torch.bfloat16,
-    "16-mixed": torch.float16,
-    "16": torch.float16,
-}
 
 
 class PredictError(ValueError):
     """Input that cannot be classified; the message names the file or folder and what to do."""
-
-
-@dataclass
-class Classifier:
-    """A trained classifier and what its checkpoint says about the data it was trained on."""
-
-    model: torch.nn.Module
-    checkpoint: Path
-    data: dict  # the ImageDataModule's hyperparameters: dataset, img_size, in_chans, mean, std, ...
-    classes: list[str] | None  # as saved with the checkpoint; None in checkpoints older than this
-    precision: str  # the run's trainer.precision where its folder says it, else "32-true"
 
 
 @dataclass
@@ -70,59 +49,6 @@ class Images:
     images: Tensor
     labels: Tensor
     notes: list[str]
-
-
-def run_folder(checkpoint: Path) -> Path | None:
-    """The vitbench run folder holding ``checkpoint`` (``<run>/checkpoints/x.ckpt``), if any."""
-    folder = checkpoint.resolve().parent
-    return folder.parent if folder.name == CHECKPOINT_DIR and (folder.parent / ".hydra").is_dir() else None
-
-
-def run_precision(checkpoint: Path) -> str:
-    """The ``trainer.precision`` of the run that wrote `checkpoint` (its .hydra/config.yaml), else 32-true."""
-    run = run_folder(checkpoint)
-    config = run / ".hydra" / "config.yaml" if run else None
-    precision = (
-        OmegaConf.select(OmegaConf.load(config), "trainer.precision") if config and config.is_file() else None
-    )
-    return str(precision or "32-true")
-
-
-def load_classifier(path: Path) -> Classifier:
-    """A run folder (its best checkpoint) or a ``.ckpt`` file -> the classifier in eval mode, on the CPU."""
-    from vitbench import classification as models
-
-    if not path.exists():
-        raise PredictError(
-            f"{path} does not exist: pass a run folder (outputs/<date>/<time>_...) or a .ckpt file."
-        )
-    checkpoint = find_checkpoint(path)
-    ckpt = read_checkpoint(checkpoint)
-    name = ckpt.get("vitbench", {}).get("module")
-    if name is None:
-        raise PredictError(
-            f"checkpoint {checkpoint} has no 'vitbench' key: it was not written by vitbench-train, so the "
-            "model it holds is unknown. Pass a checkpoint from a vitbench run's checkpoints/ folder."
-        )
-    module = getattr(models, name, None)
-    if not (isinstance(module, type) and issubclass(module, models.ImageClassifier)):
-        raise PredictError(
-            f"checkpoint {checkpoint} holds a {name}, not an image classifier; "
-            "a denoiser (model=jit, dit) makes images with vitbench-sample instead."
-        )
-    data = ckpt.get("datamodule_hyper_parameters")
-    if not data:
-        raise PredictError(
-            f"checkpoint {checkpoint} does not record the data its model was trained on (mean, std, size)."
-        )
-    try:
-        model = module.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True)
-    except (RuntimeError, TypeError, KeyError) as err:
-        raise PredictError(
-            f"checkpoint {checkpoint} does not load into {name}: {str(err).splitlines()[0][:200]}"
-        ) from err
-    classes = ckpt.get(ImageDataModule.__qualname__, {}).get("classes")
-    return Classifier(model.eval(), checkpoint, dict(data), classes, run_precision(checkpoint))
 
 
 def read_split(data: dict, root: str | None) -> tuple[Images, list[str]]:
@@ -234,22 +160,6 @@ def read_folder(
     return Images(names, torch.stack(images), torch.tensor(labels, dtype=torch.int64), notes)
 
 
-@torch.inference_mode()
-def predict(classifier: Classifier, images: Tensor, batch_size: int, device: torch.device) -> Tensor:
-    """Logits ``(N, K)`` (float32, on the CPU) of uint8 images ``(N, C, H, W)``, in batches, under
-    the run's evaluation transform and precision; for DeiT the average of its two heads."""
-    model, data = classifier.model.to(device).eval(), classifier.data
-    dtype = AUTOCAST.get(classifier.precision)
-    logits = []
-    for batch in images.split(batch_size):  # (B, C, H, W) uint8
-        x = normalize(
-            batch.to(device), data["mean"], data["std"], data.get("img_size")
-        )  # (B, C, H, W) float32
-        with torch.autocast(device.type, dtype=dtype) if dtype else nullcontext():
-            logits.append(model(x).float().cpu())
-    return torch.cat(logits)
-
-
 def write_predictions(path: Path, images: Images, logits: Tensor, classes: list[str]) -> None:
     """``file, class, probability[, true_class]``, one row per image; written to a temporary file and
     renamed, so a failure never leaves half a file."""
@@ -265,21 +175,6 @@ def write_predictions(path: Path, images: Images, logits: Tensor, classes: list[
         ):
             true = [classes[y] if y >= 0 else ""] if labelled else []
             writer.writerow([name, classes[c], f"{p:.6f}", *true])
-
-
-def pick_device(name: str) -> torch.device:
-    """``auto``: the GPU where PyTorch sees one, else the CPU; otherwise the device named."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise PredictError(f"--device {name!r} is not a device ({err}); write auto, cpu or cuda.") from err
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise PredictError(
-            f"--device {name}, but PyTorch sees no GPU on this machine; write --device cpu (or auto)."
-        )
-    return device
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -338,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         batch_size = args.batch_size or data.get("eval_batch_size") or 2 * data["batch_size"]
         logits = predict(classifier, images.images, batch_size, device)
         write_predictions(out, images, logits, classes)
-    except (ValueError, OSError) as err:  # PredictError, CheckpointError, the readers' FileNotFoundError
+    except (ValueError, OSError) as err:  # PredictError, ClassifierError, CheckpointError, FileNotFoundError
         print(f"vitbench-predict: {err}", file=sys.stderr)
         return 2
     known = images.labels >= 0

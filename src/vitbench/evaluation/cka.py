@@ -23,7 +23,7 @@ import torch
 from PIL import Image, ImageDraw
 from torch import Tensor
 
-from vitbench.classification.predict import Classifier, run_folder
+from vitbench.classification.classifier import Classifier, run_folder
 from vitbench.data.augment import normalize
 from vitbench.data.datamodule import ImageDataModule
 from vitbench.evaluation.context import PICTURE_DIR, Context, EvaluateError

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from vitbench.classification.predict import Classifier, predict
+from vitbench.classification.classifier import Classifier, predict
 from vitbench.data.augment import normalize
 from vitbench.data.datamodule import ImageDataModule
 from vitbench.run.drawing import save_png

@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 
 from vitbench import classification
-from vitbench.classification.predict import Classifier, pick_device, run_folder
-from vitbench.classification.predict import load_classifier as load_checkpoint
+from vitbench.classification.classifier import Classifier, pick_device, run_folder
+from vitbench.classification.classifier import load_classifier as load_checkpoint
 from vitbench.classification.task import CLASSIFICATION
 from vitbench.data.datamodule import ImageDataModule
 from vitbench.evaluation.cka import compare_runs
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         if not sweep:
             evaluate_run(jobs[0], parts, args)
             return 0
-    except (ValueError, OSError) as err:  # EvaluateError, PredictError, CheckpointError, FileNotFoundError
+    except (ValueError, OSError) as err:  # EvaluateError, ClassifierError, CheckpointError, FileNotFoundError
         print(f"vitbench-evaluate: {err}", file=sys.stderr)
         return 2
     failed = 0

@@ -25,7 +25,7 @@ import torch
 from PIL import Image, ImageDraw
 from torch import Tensor
 
-from vitbench.classification.predict import Classifier
+from vitbench.classification.classifier import Classifier
 from vitbench.data.augment import normalize
 from vitbench.run.drawing import GAP, font, text_width
 from vitbench.run.machine import cpu_name

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from vitbench.classification.predict import pick_device, run_folder
+from vitbench.classification.classifier import pick_device, run_folder
 from vitbench.data import ImageDataModule
 from vitbench.pretraining.encoders import encoder_settings, load_run
 from vitbench.pretraining.frozen_features import probe_data, probe_encoders
