@@ -162,7 +162,7 @@ pretrain-study: setup  ## Does pretraining cure the ViT's data hunger? MAE/JiT p
 #  1. recipe/<row>/s<seed>: cnn (the DeiT teacher of its seed), vit, deit, swin, efficientvit and vit_mae
 #     (model=vit from the pretraining study's MAE encoder, $(PSTUDY)/mae/run, made by its own command
 #     where there is none) at experiment=claims_recipe; profiled: $(CLAIMS_PROFILE).
-#  3. seed 0 only: the deployment part of the five variants.
+#  3. seed 0 only: the latency (eager) and deployment (compile, ONNX Runtime fp32 and int8) parts of the five variants.
 #  2. labels/<row>/n<labels>-s<seed> (seeds $(CLAIMS_LABEL_SEEDS)): cnn, vit, vit_mae at $(CLAIMS_LABELS)
 #     labels, experiment=claims_labels (the pretraining study's step budget); the locality part; CKA
 #     between the ViT and the CNN at the smallest and the largest count.
@@ -220,7 +220,7 @@ claims_page = $(BIN)/python -m vitbench.studies.claims $(CSTUDY) --out $(CLAIMS_
 define claims_seed
 	@echo "== claims-study: seed $(1)"
 	$(call claims_recipe,$(1))
-	$(if $(filter 0,$(1)),$(foreach m,cnn vit deit swin efficientvit,$(BIN)/vitbench-evaluate $(CSTUDY)/recipe/$(m)/s0 --parts deployment
+	$(if $(filter 0,$(1)),$(foreach m,cnn vit deit swin efficientvit,$(BIN)/vitbench-evaluate $(CSTUDY)/recipe/$(m)/s0 --parts latency deployment
 	))
 	$(claims_page)
 	$(if $(filter $(1),$(CLAIMS_LABEL_SEEDS)),$(call claims_labels,$(1))

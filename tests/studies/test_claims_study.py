@@ -193,7 +193,7 @@ def test_every_training_cell_resumes_in_a_folder_of_its_own(make_lines):
                for args in trains}  # fmt: skip
     assert len(folders) == len(trains) - 2  # every cell its own folder; the MAE line is the one run, 3 times
     evaluates = [line for line in make_lines if "/vitbench-evaluate " in line]
-    assert sum("--parts deployment" in line for line in evaluates) == 5
+    assert sum("--parts latency deployment" in line for line in evaluates) == 5
     assert sum("--cka" in line for line in evaluates) == 4  # smallest and largest label count, 2 seeds
     assert make_lines[-1].endswith("--out docs/results/claims-study.md")
 

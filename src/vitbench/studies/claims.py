@@ -44,7 +44,7 @@ COMMANDS = {
     "hydra.sweep.dir=STUDY/labels/vit hydra.sweep.subdir=nN-sS   # and cnn, vit_mae (init_from=MAE)\n"
     "vitbench-evaluate STUDY/labels --parts locality\n"
     "vitbench-evaluate --cka STUDY/labels/vit/nN-sS STUDY/labels/cnn/nN-sS",
-    "deployment": "vitbench-evaluate STUDY/recipe/ROW/s0 --parts deployment",
+    "deployment": "vitbench-evaluate STUDY/recipe/ROW/s0 --parts latency deployment",
     "size": "vitbench-train -m experiment=claims_labels model=vit model.net.embed_dim=64|256 data.train_subset=N seed=S "
     "ckpt_path=last hydra.sweep.dir=STUDY/size/vit_wW hydra.sweep.subdir=nN-sS\n"
     "vitbench-train -m experiment=claims_labels model=cnn 'model.net.channels=[CHANNELS]' data.train_subset=N seed=S "
