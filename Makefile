@@ -216,7 +216,11 @@ define claims_size
 	)$(foreach c,$(CLAIMS_CNN_WIDTHS),$(call claims_train,$(1)) experiment=claims_labels data.train_subset=$(n) model=cnn 'model.net.channels=[$(subst -,$(claims_comma),$(word 2,$(subst :, ,$(c))))]' hydra.sweep.dir=$(CSTUDY)/size/cnn_w$(word 1,$(subst :, ,$(c))) hydra.sweep.subdir=n$(n)-s$(1) $(ARGS)
 	))
 endef
-claims_page = $(BIN)/python -m vitbench.studies.claims $(CSTUDY) --out $(CLAIMS_PAGE)
+# The training runs the study plans (the page says how many have finished): question 1's six rows a seed,
+# and at each label seed question 2's three rows and question 4's widths at each of their label counts.
+claims_planned = $$(( 6 * $(words $(CLAIMS_SEEDS)) + $(words $(CLAIMS_LABEL_SEEDS)) * (3 * $(words $(CLAIMS_LABELS)) \
+	+ ($(words $(CLAIMS_VIT_WIDTHS)) + $(words $(CLAIMS_CNN_WIDTHS))) * $(words $(CLAIMS_SIZE_LABELS))) ))
+claims_page = $(BIN)/python -m vitbench.studies.claims $(CSTUDY) --out $(CLAIMS_PAGE) --planned $(claims_planned)
 define claims_seed
 	@echo "== claims-study: seed $(1)"
 	$(call claims_recipe,$(1))

@@ -116,6 +116,8 @@ def test_the_page_prints_the_figures_and_its_runs_csv(recipe, tmp_path):
         "vit's ECE scaled (%) is 4.00 ± 1.41, above cnn's 3.00 ± 1.41 (paired difference 1.00 ± 2.83 over 2 seeds: within the spread of seeds, worse)"
         in text
     )
+    assert "**Partial: 4 of the 56 planned" in write_page(recipe, page, samples=5, planned=56).read_text()
+    assert "**All 4 planned training runs" in write_page(recipe, page, samples=5, planned=4).read_text()
     csv = (tmp_path / "docs" / "claims-study" / "runs.csv").read_text().splitlines()
     assert len(csv) == 5 and "wall_time_min" in csv[0] and "vitbench-train model=vit seed=1" in text + csv[-1]
 
@@ -194,8 +196,12 @@ def test_every_training_cell_resumes_in_a_folder_of_its_own(make_lines):
     assert len(folders) == len(trains) - 2  # every cell its own folder; the MAE line is the one run, 3 times
     evaluates = [line for line in make_lines if "/vitbench-evaluate " in line]
     assert sum("--parts latency deployment" in line for line in evaluates) == 5
+    pages = [line for line in make_lines if "vitbench.studies.claims" in line]
+    assert pages and all(
+        line.endswith("--planned $(( 6 * 3 + 2 * (3 * 3 + (2 + 3) * 2) ))") for line in pages
+    )
     assert sum("--cka" in line for line in evaluates) == 4  # smallest and largest label count, 2 seeds
-    assert make_lines[-1].endswith("--out docs/results/claims-study.md")
+    assert "vitbench.studies.claims" in make_lines[-1]  # the page, last
 
 
 def test_the_profile_parts_the_target_asks_for_exist(make_lines):

@@ -110,6 +110,19 @@ def cost_table(runs: pd.DataFrame) -> str:
     return markdown(["folder", "runs", "training wall time (min)", "profile time (min)", "steps"], rows)
 
 
+def progress(finished: int, planned: int | None) -> str:
+    """Whether the page is the whole study: how many of its planned training runs have finished."""
+    if planned is None:
+        return ""
+    if finished >= planned:
+        return f"**All {planned} planned training runs have finished.**"
+    return (
+        f"**Partial: {finished} of the {planned} planned training runs have finished** (the seeds column "
+        "of each table says which cells have how many); `make claims-study` trains the rest and writes "
+        "this page again."
+    )
+
+
 def wall_time_spread(runs: pd.DataFrame) -> str:
     """A sentence when the same cell (question, row, label count, width) took very different wall times
     over its seeds: the runs shared the machine at times, and their steps are the comparable cost."""
@@ -126,7 +139,7 @@ def wall_time_spread(runs: pd.DataFrame) -> str:
     )
 
 
-def write_page(study: Path, out: Path, samples: int = 1000) -> Path:
+def write_page(study: Path, out: Path, samples: int = 1000, planned: int | None = None) -> Path:
     """Write `out` (markdown) and `out`'s folder of plots and runs.csv from the runs below `study`."""
     assets = out.with_suffix("")
     assets.mkdir(parents=True, exist_ok=True)
@@ -155,6 +168,8 @@ def write_page(study: Path, out: Path, samples: int = 1000) -> Path:
         f"{len(runs)} finished runs" + (f" (finished {finished.min():%Y-%m-%d %H:%M} to {finished.max():%Y-%m-%d %H:%M})" if len(runs) else "")
         + f", on {cpu_line()}. Every run's command, steps, wall time and profile time: [`runs.csv`]({rel}/runs.csv). "
         "Means ± sample std over seeds; differences are paired by seed (and label count).",
+        "",
+        progress(len(runs), planned),
         "",
         "**Budget.** About four hours of this 2-core machine for the whole study, planned from run times measured "
         "here on the idle machine (the Makefile's `claims-study` block gives each cell's): question 1 about 85 "
@@ -196,10 +211,13 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=Path("docs/results/claims-study.md"), help="the page to write"
     )
     parser.add_argument("--samples", type=int, default=1000, help="bootstrap samples of each fit")
+    parser.add_argument(
+        "--planned", type=int, help="the training runs the study plans (make claims-study passes them)"
+    )
     args = parser.parse_args(argv)
     if not args.study.is_dir():
         parser.error(f"{args.study} is not a folder: run make claims-study first")
-    print(f"wrote {write_page(args.study, args.out, args.samples)}")
+    print(f"wrote {write_page(args.study, args.out, args.samples, args.planned)}")
     return 0
 
 
