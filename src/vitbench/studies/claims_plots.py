@@ -65,18 +65,22 @@ def locality_plots(runs: pd.DataFrame, folder: Path) -> list[str]:
 
 
 def deployment_plots(runs: pd.DataFrame, folder: Path) -> list[str]:
-    """Batch-1 latency (1 thread) against GFLOPs and against test accuracy, a marker per runtime."""
+    """Batch-1 latency (1 thread) against GFLOPs and against test accuracy, a marker per runtime (the
+    int8 model at its own accuracy)."""
     runtimes = [(k, n) for k, n in (("eager", "eager"), ("ort_fp32", "ORT fp32"), ("ort_int8", "ORT int8"))
                 if f"latency_ms_{k}_t1" in runs]  # fmt: skip
     if not runtimes or runs.empty:
         return []
     fig = Figure(figsize=(9, 3.6))
-    for i, (x, label) in enumerate((("gflops", "GFLOPs per image"), ("test_acc", "test acc"))):
+    for i, (x, label, scale) in enumerate(
+        (("gflops", "GFLOPs per image", 1), ("test_acc", "test acc (%)", 100))
+    ):
         ax = fig.add_subplot(1, 2, i + 1)
         for key, name in runtimes:
-            ax.scatter(runs[x], runs[f"latency_ms_{key}_t1"], label=name, s=18)
+            own = "int8_acc" if x == "test_acc" and key == "ort_int8" and "int8_acc" in runs else x
+            ax.scatter(runs[own] * scale, runs[f"latency_ms_{key}_t1"], label=name, s=18)
         for _, run in runs.iterrows():
-            ax.annotate(str(run["row"]), (run[x], run[f"latency_ms_{runtimes[0][0]}_t1"]), fontsize=7)
+            ax.annotate(str(run["row"]), (run[x] * scale, run[f"latency_ms_{runtimes[0][0]}_t1"]), fontsize=7)
         ax.set(xlabel=label, ylabel="batch-1 latency, 1 thread (ms)")
         ax.grid(alpha=0.3)
     fig.axes[0].legend(fontsize=7)
