@@ -6,6 +6,7 @@ Each function takes the study's runs (:func:`vitbench.studies.cells.read_study`)
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -37,6 +38,7 @@ ROBUSTNESS = (
 LOCALITY = (
     Metric("test_acc", "test acc (%)"),
     Metric("attn_dist_first", "attention distance, first block", 1.0, digits=3),
+    Metric("attn_dist_lower", "attention distance, lower half of blocks", 1.0, digits=3),
     Metric("attn_dist_last", "attention distance, last block", 1.0, digits=3),
     Metric("attn_dist_uniform", "uniform attention's distance", 1.0, digits=3),
     Metric("erf50_last", "ERF 50 %, last stage", 1.0, digits=3),
@@ -138,34 +140,71 @@ def locality_section(runs: pd.DataFrame) -> Section:
     """Question 2: a row per (row, label count), the attention distances and receptive fields."""
     if runs.empty:
         return Section([], "No run of this question has finished yet.")
+    runs = runs.assign(attn_dist_lower=lower_blocks(runs))
     metrics = _present(runs, [*LOCALITY, *COST])
     rows = []
     for (row, labels), group in runs.groupby(["row", "labels"], sort=True):
         cells = [fmt(*mean_std(group[m.key].tolist()), m.scale, m.digits) for m in metrics]
         rows.append([str(row), f"{int(labels):,}", str(group["seed"].nunique()), *cells])
     table = markdown(["row", "labels", "seeds", *(m.title for m in metrics)], rows)
-    sentences = []
-    for row in ("vit", "vit_mae"):
-        part = runs[(runs["row"] == row) & runs.get("attn_dist_first", pd.Series(dtype=float)).notna()]
-        if part.empty or part["labels"].nunique() < 2:
-            continue
-        lo, hi = part["labels"].min(), part["labels"].max()
-        first = {n: mean_std(part.loc[part["labels"] == n, "attn_dist_first"].tolist()) for n in (lo, hi)}
-        uniform = float(part["attn_dist_uniform"].mean()) if "attn_dist_uniform" in part else float("nan")
-        change = round(first[hi][0], 3) - round(first[lo][0], 3)
-        trend = "falls" if change < 0 else "rises" if change > 0 else "stays level"
+    sentences = [s for row in ("vit", "vit_mae") if (s := locality_sentence(runs, row))]
+    if (mae := paired_differences(runs[runs["row"].isin(["vit", "vit_mae"])], "attn_dist_lower", "vit",
+                                  ("seed", "labels")).get("vit_mae")):  # fmt: skip
         sentences.append(
-            f"{row}'s first-block attention distance {trend} from {fmt(*first[lo], 1, 3)} at {int(lo):,} labels "
-            f"to {fmt(*first[hi], 1, 3)} at {int(hi):,} (uniform attention: {uniform:.3f}; a fraction of the image side)."
+            f"At the same labels and seed, MAE pretraining moves the lower blocks' distance by "
+            f"{fmt(*mean_std(mae), 1, 3)} ({len(mae)} pairs)."
         )
     if "erf50_last" in runs:
-        for row in ("cnn", "vit"):
-            erf = mean_std(runs.loc[runs["row"] == row, "erf50_last"].tolist())
-            if erf[2]:
-                sentences.append(
-                    f"{row}'s last-stage ERF (50 % of the gradient mass) is {fmt(*erf, 1, 3)} over all label counts."
+        erf = {row: runs[runs["row"] == row].groupby("labels")["erf50_last"].mean() for row in ("cnn", "vit")}
+        both = erf["cnn"].dropna().index.intersection(erf["vit"].dropna().index)
+        if len(both):
+            side = (
+                "smaller"
+                if (erf["vit"][both] < erf["cnn"][both]).all()
+                else (
+                    "larger" if (erf["vit"][both] > erf["cnn"][both]).all() else "neither smaller nor larger"
                 )
+            )
+            sentences.append(
+                f"The ViT's last-stage effective receptive field (the radius holding 50 % of the input-gradient "
+                f"mass, a fraction of the side) is {side} than the CNN's at every label count: "
+                + ", ".join(f"{erf['vit'][n]:.3f} against {erf['cnn'][n]:.3f} at {int(n):,}" for n in both) + "."
+            )  # fmt: skip
     return Section([table], " ".join(sentences) or "The locality part has not run yet.")
+
+
+LOCAL = 0.02  # a distance within this of uniform attention's (a fraction of the side) reads as uniform
+
+
+def lower_blocks(runs: pd.DataFrame) -> pd.Series:
+    """Each run's mean attention distance over its lower half of blocks (``attn_dist_block<i>``,
+    i < depth / 2: where Raghu et al. 2021 find local heads once a ViT has enough data)."""
+    blocks = sorted((c for c in runs if re.fullmatch(r"attn_dist_block\d+", c)), key=lambda c: int(c[15:]))
+    lower = blocks[: max(1, len(blocks) // 2)]
+    return runs[lower].mean(axis=1, skipna=False) if blocks else pd.Series(np.nan, index=runs.index)
+
+
+def locality_sentence(runs: pd.DataFrame, row: str) -> str:
+    """`row`'s lower-block attention distance at each label count, read against uniform attention."""
+    part = runs[(runs["row"] == row) & runs["attn_dist_lower"].notna()]
+    if part.empty:
+        return ""
+    by = part.groupby("labels")["attn_dist_lower"]
+    uniform = float(part["attn_dist_uniform"].mean())
+    values = ", ".join(f"{fmt(*mean_std(g.tolist()), 1, 3)} at {int(n):,} labels" for n, g in by)
+    gaps = by.mean() - uniform
+    verdict = (
+        f"as far as uniform attention's {uniform:.3f} (within {LOCAL}) at every label count" if (gaps.abs() < LOCAL).all()
+        else f"more local than uniform attention's {uniform:.3f} at every label count" if (gaps <= -LOCAL).all()
+        else f"against uniform attention's {uniform:.3f}: local at some label counts and not at others"
+    )  # fmt: skip
+    if by.ngroups > 1:
+        change = by.mean().iloc[-1] - by.mean().iloc[0]
+        verdict += (
+            "; more labels do not make them more local" if change > -LOCAL / 2
+            else f"; they get more local with more labels ({change:+.3f})"
+        )  # fmt: skip
+    return f"{row}'s lower blocks attend at a mean distance of {values}: {verdict}."
 
 
 def deployment_section(runs: pd.DataFrame) -> Section:
