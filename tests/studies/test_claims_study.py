@@ -91,11 +91,11 @@ def test_a_cell_whose_seeds_took_very_different_times_is_named(recipe, tmp_path)
 
 
 def test_one_seed_is_read_as_one_seed(recipe):
-    from vitbench.studies.claims_tables import ROBUSTNESS, compare_sentence
+    from vitbench.studies.claims_tables import ROBUSTNESS, compare
 
     runs = read_study(recipe)
     ece = next(m for m in ROBUSTNESS if m.key == "ece_15_scaled")
-    assert compare_sentence(runs[runs["seed"] == 0], ece, "vit") == (
+    assert compare(runs[runs["seed"] == 0], ece, "vit")[1] == (
         "vit's ECE scaled (%) is 5.00, above cnn's 2.00 (paired difference 3.00 over 1 seed: worse on this "
         "one seed, with no spread to judge it by yet)."
     )
@@ -106,6 +106,11 @@ def test_the_page_prints_the_figures_and_its_runs_csv(recipe, tmp_path):
     text = page.read_text()
     assert "| vit | 2 | 85.00 ± 0.00 | 4.00 ± 1.41 | 150.00 ± 0.00 | 100.00 ± 0.00 |" in text
     assert "| 1000 ± 0 | 2.0 ± 0.0 |\n" in text  # each result's steps and wall time beside it
+    assert (
+        "Of 4 comparisons of a transformer with the CNN of the same seed, clearly worse: 1 (vit's mCE); within "
+        "the spread of seeds: 1 (vit's scaled ECE); level: 2 (vit's relative mCE, vit's effective robustness)."
+        in text
+    )  # the reading's lead: a count per verdict (mCE 150 vs 100 on both seeds; ECE +3 and -1 points)
     assert (
         "| vit | -5.00 ± 0.00 | 1.00 ± 2.83 | 50.00 ± 0.00 | 0.00 ± 0.00 |" in text
     )  # minus the CNN, paired
