@@ -267,3 +267,21 @@ def test_the_page_writer_is_torch_free():
     """A page is redrawn from the records alone: no torch import (seconds, on any machine)."""
     code = "import sys, vitbench.studies.claims; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_deployment_reading_sets_the_speed_ratio_against_the_flop_ratio(tmp_path):
+    from vitbench.studies.claims_tables import deployment_section
+
+    study = tmp_path / "study"
+    # EfficientViT 4x fewer FLOPs than the ViT: eager 0.5x as fast, ORT fp32 2.5x, int8 1.2x.
+    for row, gflops, eager, fp32, int8 in (
+        ("vit", 0.04, 2.0, 2.5, 1.2),
+        ("efficientvit", 0.01, 4.0, 1.0, 1.0),
+    ):
+        write_run(study, f"recipe/{row}/s0", row, 0, gflops=gflops, latency_ms_eager_t1=eager,
+                  latency_ms_ort_fp32_t1=fp32, latency_ms_ort_int8_t1=int8)  # fmt: skip
+    assert deployment_section(read_study(study)).reading == (
+        "EfficientViT has 4.0x fewer FLOPs than vit; at batch 1 on 1 thread it runs 0.50x as fast in eager "
+        "PyTorch (reversed: slower), 2.50x as fast in ONNX Runtime fp32 (most of the FLOP advantage kept), "
+        "1.20x as fast in ONNX Runtime int8 (part of it kept)."
+    )
