@@ -98,63 +98,77 @@ def difference_table(runs: pd.DataFrame, metrics: Sequence[Metric], reference: s
     return markdown([f"row minus {reference}, paired by seed", *(m.title for m in metrics)], rows)
 
 
-def compare(runs: pd.DataFrame, metric: Metric, row: str, reference: str = "cnn") -> tuple[str, str]:
-    """`row`'s metric beside the reference's, with the paired difference and whether it exceeds its
-    spread over seeds (more than twice its std: "clearly"; else "within the spread of seeds"):
-    the verdict (``clearly better``, ``clearly worse``, ``within``, ``level``, ``better on one seed``...; empty
-    where either has no value) and the sentence."""
+def verdict(runs: pd.DataFrame, metric: Metric, row: str, reference: str = "cnn") -> tuple[str, str]:
+    """`row`'s metric minus the reference's of the same seed: the verdict (``clearly better`` or
+    ``clearly worse`` where the mean difference exceeds twice its std over seeds, ``within the spread of
+    seeds``, ``level`` at the printed precision, ``better on one seed``...; empty where either row has no
+    value) and the paired difference as printed (``+8.62 ± 1.10``)."""
     if metric.key not in runs:
         return "", ""
-    ours = mean_std(runs.loc[runs["row"] == row, metric.key].tolist())
-    theirs = mean_std(runs.loc[runs["row"] == reference, metric.key].tolist())
     diff = mean_std(paired_differences(runs, metric.key, reference).get(row, []))
-    if ours[2] == 0 or theirs[2] == 0 or diff[2] == 0:
+    if diff[2] == 0:
         return "", ""
-    head = f"{row}'s {metric.title} is {fmt(*ours, metric.scale)}"
-    pairs = f"paired difference {fmt(*diff, metric.scale)} over {diff[2]} seed{'s' * (diff[2] > 1)}"
-    if round(diff[0] * metric.scale, 2) == 0:  # level at the precision the tables print
-        return "level", f"{head}, level with {reference}'s {fmt(*theirs, metric.scale)} ({pairs})."
-    side = "above" if diff[0] > 0 else "below"
+    text = fmt(*diff, metric.scale, metric.digits)
+    text = text if text.startswith("-") or round(diff[0] * metric.scale, metric.digits) == 0 else f"+{text}"
+    if round(diff[0] * metric.scale, metric.digits) == 0:
+        return "level", text
     word = "better" if (diff[0] > 0) == metric.higher_is_better else "worse"
     if diff[2] == 1:
-        kind, verdict = f"{word} on one seed", f"{word} on this one seed, with no spread to judge it by yet"
-    elif abs(diff[0]) > 2 * diff[1]:
-        kind = verdict = f"clearly {word}"
-    else:
-        kind, verdict = "within", f"within the spread of seeds, {word}"
-    return kind, f"{head}, {side} {reference}'s {fmt(*theirs, metric.scale)} ({pairs}: {verdict})."
+        return f"{word} on one seed", text
+    return (f"clearly {word}" if abs(diff[0]) > 2 * diff[1] else "within the spread of seeds"), text
 
 
-# Question 1's claims, each a measure where the transformer should beat the CNN of the same seed.
-CLAIMED = {"mce": "mCE", "relative_mce": "relative mCE", "effective_robustness": "effective robustness",
-           "occlusion_acc_misaligned_zero_50": "misaligned occlusion", "pgd_acc_4": "PGD accuracy",
-           "ece_15_scaled": "scaled ECE"}  # fmt: skip
-KINDS = {"clearly better": "clearly better than the CNN", "clearly worse": "clearly worse",
-         "within": "within the spread of seeds", "level": "level", "better on one seed": "better on one seed",
-         "worse on one seed": "worse on one seed"}  # fmt: skip
+# Question 1's claims, each a group of measures where the transformers should beat the CNN of the same seed.
+CLAIMS = (
+    ("Corruptions (Bai et al. 2021)",
+     {"mce": "mCE", "relative_mce": "relative mCE", "effective_robustness": "effective robustness"}),
+    ("Occlusion of patches off the ViT's grid (Naseer et al. 2021)",
+     {"occlusion_acc_misaligned_zero_50": "accuracy at 50 %"}),
+    ("Calibration (Minderer et al. 2021)", {"ece_15_scaled": "ECE after temperature scaling"}),
+    ("Adversarial", {"pgd_acc_4": "PGD-20 accuracy at ε 4/255"}),
+)  # fmt: skip
+KINDS = ("clearly better", "clearly worse", "within the spread of seeds", "level", "better on one seed",
+         "worse on one seed")  # fmt: skip
+TRANSFORMERS = ("vit", "deit", "vit_mae")
+
+
+def listed(items: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return " and ".join([", ".join(items[:-1]), items[-1]]) if len(items) > 1 else items[0]
 
 
 def robustness_section(runs: pd.DataFrame) -> Section:
     """Question 1: every row of the recipe at 3 seeds, beside the CNN of the same seed; the reading
-    opens with how the claims fare (a count per verdict, naming each), then a sentence a comparison."""
+    opens with how the claims fare (a count per verdict), then a sentence a claim: each measure's
+    verdict for the ViT, DeiT and the MAE-pretrained ViT, with their paired differences."""
     if runs.empty:
         return Section([], "No run of this question has finished yet.")
+    metrics = {m.key: m for m in ROBUSTNESS}
     tables = [summary_table(runs, ROBUSTNESS), difference_table(runs, ROBUSTNESS, "cnn")]
-    verdicts: dict[str, list[str]] = {}
+    counts: dict[str, int] = {}
     sentences = []
-    for row in ("vit", "deit", "vit_mae"):
-        for m in (m for m in ROBUSTNESS if m.key in CLAIMED):
-            kind, sentence = compare(runs, m, row)
-            if kind:
-                verdicts.setdefault(kind, []).append(f"{row}'s {CLAIMED[m.key]}")
-                sentences.append(sentence)
-    lead = "; ".join(
-        f"{KINDS[k]}: {len(verdicts[k])} ({', '.join(verdicts[k])})" for k in KINDS if k in verdicts
-    )
-    if lead:
-        n = sum(len(v) for v in verdicts.values())
-        lead = f"Of {n} comparisons of a transformer with the CNN of the same seed, {lead}."
-    return Section(tables, " ".join([lead, *sentences]).strip())
+    for claim, measures in CLAIMS:
+        parts = []
+        for key, name in measures.items():
+            found: dict[str, list[str]] = {}
+            for row in TRANSFORMERS:
+                kind, diff = verdict(runs, metrics[key], row)
+                if kind:
+                    found.setdefault(kind, []).append(f"{row} ({diff})")
+                    counts[kind] = counts.get(kind, 0) + 1
+            if found:
+                parts.append(
+                    f"{name} " + ", ".join(f"{k} for {listed(found[k])}" for k in KINDS if k in found)
+                )
+        if parts:
+            sentences.append(f"{claim}, transformer minus CNN: {'; '.join(parts)}.")
+    if counts:
+        tally = ", ".join(f"{k} {counts[k]}" for k in KINDS if k in counts)
+        lead = (
+            f"Of {sum(counts.values())} comparisons of a transformer with the CNN of the same seed: {tally}."
+        )
+        sentences.insert(0, lead)
+    return Section(tables, " ".join(sentences))
 
 
 def locality_section(runs: pd.DataFrame) -> Section:
